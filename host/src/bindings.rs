@@ -1,0 +1,26 @@
+//! The one `bindgen!` call.
+//!
+//! `wasi:io` and the `network` resource are mapped to wasmtime-wasi's types,
+//! so pollables and network handles created by wasmtime-wasi and by this crate
+//! live side by side in one `ResourceTable` and are interchangeable.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "wasi-udp:provider/host",
+    imports: { default: trappable },
+    require_store_data_send: true,
+    trappable_error_type: {
+        "wasi:sockets/network.error-code" => crate::error::SocketError,
+    },
+    with: {
+        "wasi:io": wasmtime_wasi_io::bindings::wasi::io,
+        "wasi:sockets/network.network": wasmtime_wasi::p2::Network,
+        "wasi:sockets/udp.udp-socket": crate::socket::UdpSocket,
+        "wasi:sockets/udp.incoming-datagram-stream": crate::streams::IncomingDatagramStream,
+        "wasi:sockets/udp.outgoing-datagram-stream": crate::streams::OutgoingDatagramStream,
+    },
+});
+
+pub use wasi::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};

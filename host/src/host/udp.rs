@@ -1,0 +1,182 @@
+//! `wasi:sockets/udp`: the three resources.
+
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::Network;
+use wasmtime_wasi_io::poll::{DynPollable, subscribe};
+
+use crate::backend::Transmit;
+use crate::bindings::wasi::sockets::udp::{
+    Host, HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
+    OutgoingDatagram,
+};
+use crate::bindings::{IpAddressFamily, IpSocketAddress};
+use crate::ctx::{MAX_DATAGRAM_SIZE, UdpCtxView};
+use crate::error::SocketResult;
+use crate::socket::UdpSocket;
+use crate::streams::{AlwaysReady, IncomingDatagramStream, OutgoingDatagramStream};
+
+use super::{family_to_wit, to_std, to_wit};
+
+impl Host for UdpCtxView<'_> {}
+
+impl HostUdpSocket for UdpCtxView<'_> {
+    fn start_bind(
+        &mut self,
+        this: Resource<UdpSocket>,
+        network: Resource<Network>,
+        local_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        self.table.get(&network)?;
+        let policy = self.ctx.policy.clone();
+        let socket = self.table.get_mut(&this)?;
+        socket.start_bind(to_std(local_address), policy.as_ref())
+    }
+
+    fn finish_bind(&mut self, this: Resource<UdpSocket>) -> SocketResult<()> {
+        self.table.get_mut(&this)?.finish_bind()
+    }
+
+    fn stream(
+        &mut self,
+        this: Resource<UdpSocket>,
+        remote_address: Option<IpSocketAddress>,
+    ) -> SocketResult<(
+        Resource<IncomingDatagramStream>,
+        Resource<OutgoingDatagramStream>,
+    )> {
+        let policy = self.ctx.policy.clone();
+        let socket = self.table.get_mut(&this)?;
+        let parts = socket.stream(remote_address.map(to_std), policy.as_ref())?;
+        // Streams are not table children of the socket: the WIT lets the
+        // socket be dropped first, and they keep working until dropped.
+        let incoming = self.table.push(IncomingDatagramStream::new(&parts))?;
+        let outgoing = self.table.push(OutgoingDatagramStream::new(&parts))?;
+        Ok((incoming, outgoing))
+    }
+
+    fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        self.table.get(&this)?.local_address().map(to_wit)
+    }
+
+    fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
+        self.table.get(&this)?.remote_address().map(to_wit)
+    }
+
+    fn address_family(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
+        Ok(family_to_wit(self.table.get(&this)?.family()))
+    }
+
+    fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8> {
+        self.table.get(&this)?.hop_limit()
+    }
+
+    fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()> {
+        self.table.get(&this)?.set_hop_limit(value)
+    }
+
+    fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
+        self.table.get(&this)?.receive_buffer_size()
+    }
+
+    fn set_receive_buffer_size(
+        &mut self,
+        this: Resource<UdpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        self.table.get(&this)?.set_receive_buffer_size(value)
+    }
+
+    fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
+        self.table.get(&this)?.send_buffer_size()
+    }
+
+    fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
+        self.table.get(&this)?.set_send_buffer_size(value)
+    }
+
+    fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
+        self.table.get(&this)?;
+        let readiness = self.table.push(AlwaysReady)?;
+        subscribe(self.table, readiness)
+    }
+
+    fn drop(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<()> {
+        // The OS socket closes when the last of the socket and its streams
+        // is gone.
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl HostIncomingDatagramStream for UdpCtxView<'_> {
+    fn receive(
+        &mut self,
+        this: Resource<IncomingDatagramStream>,
+        max_results: u64,
+    ) -> SocketResult<Vec<IncomingDatagram>> {
+        let max = usize::try_from(max_results)
+            .unwrap_or(usize::MAX)
+            .min(self.ctx.max_receive_batch);
+        let stream = self.table.get(&this)?;
+        if self.ctx.receive_buffer.len() < MAX_DATAGRAM_SIZE {
+            self.ctx.receive_buffer.resize(MAX_DATAGRAM_SIZE, 0);
+        }
+        let received =
+            stream.receive(max, &mut self.ctx.receive_buffer, self.ctx.policy.as_ref())?;
+        Ok(received
+            .into_iter()
+            .map(|datagram| IncomingDatagram {
+                data: datagram.data,
+                remote_address: to_wit(datagram.source),
+            })
+            .collect())
+    }
+
+    fn subscribe(
+        &mut self,
+        this: Resource<IncomingDatagramStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let readiness = self.table.get(&this)?.readiness();
+        let readiness = self.table.push(readiness)?;
+        subscribe(self.table, readiness)
+    }
+
+    fn drop(&mut self, this: Resource<IncomingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl HostOutgoingDatagramStream for UdpCtxView<'_> {
+    fn check_send(&mut self, this: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
+        let max_batch = self.ctx.max_send_batch;
+        self.table.get_mut(&this)?.check_send(max_batch)
+    }
+
+    fn send(
+        &mut self,
+        this: Resource<OutgoingDatagramStream>,
+        datagrams: Vec<OutgoingDatagram>,
+    ) -> SocketResult<u64> {
+        let stream = self.table.get_mut(&this)?;
+        let transmits = datagrams.iter().map(|datagram| Transmit {
+            destination: datagram.remote_address.map(to_std),
+            payload: &datagram.data,
+        });
+        stream.send(transmits, self.ctx.policy.as_ref())
+    }
+
+    fn subscribe(
+        &mut self,
+        this: Resource<OutgoingDatagramStream>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let readiness = self.table.get(&this)?.readiness();
+        let readiness = self.table.push(readiness)?;
+        subscribe(self.table, readiness)
+    }
+
+    fn drop(&mut self, this: Resource<OutgoingDatagramStream>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

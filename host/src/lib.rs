@@ -1,0 +1,183 @@
+//! `wasi:sockets/udp@0.2.1` for wasmtime components, over tokio UDP sockets.
+//!
+//! This crate implements the `udp` and `udp-create-socket` interfaces of
+//! WASI 0.2 exactly as their WIT documents them, and shares every other type
+//! (pollables, the `network` handle, the resource table) with
+//! [`wasmtime_wasi`], so a component gets wasmtime-wasi's clocks, stdio and
+//! `wasi:io/poll` together with this crate's UDP.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use wasmtime::component::{Component, Linker, ResourceTable};
+//! use wasmtime::{Config, Engine, Store};
+//! use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+//! use wasmtime_wasi::p2::bindings::Command;
+//! use wasi_udp_host::{UdpCtx, UdpCtxView, UdpView};
+//!
+//! struct Host { wasi: WasiCtx, udp: UdpCtx, table: ResourceTable }
+//!
+//! impl WasiView for Host {
+//!     fn ctx(&mut self) -> WasiCtxView<'_> {
+//!         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+//!     }
+//! }
+//! impl UdpView for Host {
+//!     fn udp(&mut self) -> UdpCtxView<'_> {
+//!         UdpCtxView { ctx: &mut self.udp, table: &mut self.table }
+//!     }
+//! }
+//!
+//! # async fn run() -> wasmtime::Result<()> {
+//! let mut config = Config::new();
+//! config.async_support(true);
+//! let engine = Engine::new(&config)?;
+//! let mut linker = Linker::<Host>::new(&engine);
+//! // wasmtime-wasi's interfaces without its UDP, then ours.
+//! wasi_udp_host::add_command_to_linker_async(&mut linker)?;
+//!
+//! let host = Host {
+//!     wasi: WasiCtx::builder().inherit_stdio().build(),
+//!     udp: UdpCtx::builder().allow_loopback().build(),
+//!     table: ResourceTable::new(),
+//! };
+//! let mut store = Store::new(&engine, host);
+//! let component = Component::from_file(&engine, "guest.wasm")?;
+//! let command = Command::instantiate_async(&mut store, &component, &linker).await?;
+//! let _ = command.wasi_cli_run().call_run(&mut store).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Linking
+//!
+//! wasmtime resolves an import to the exact version registered, or else to
+//! the newest registered version of the same `0.2` track. If wasmtime-wasi's
+//! own UDP is in the linker too, a guest importing any version but exactly
+//! `0.2.1` lands on wasmtime-wasi's. So either use
+//! [`add_command_to_linker_async`], which leaves wasmtime-wasi's UDP out, or
+//! add wasmtime-wasi's interfaces yourself without its `udp` and
+//! `udp-create-socket` and then call [`add_to_linker_async`].
+//!
+//! # Policy
+//!
+//! A [`UdpCtx`] grants nothing until told: every bind, connect and send is
+//! checked against its [`UdpPolicy`] before the syscall, and so is the source
+//! of every received datagram. Refusals are `access-denied` for the guest and
+//! an `info` log line (target `wasi_udp_host::policy`) for the host.
+//!
+//! # Where this differs from wasmtime-wasi 48
+//!
+//! - `stream()` right after dropping streams never traps: pollables don't
+//!   keep streams alive and no background task holds the socket.
+//! - A kernel-chosen port survives `stream(some)` then `stream(none)`.
+//! - An error met by `receive` after it collected datagrams, and an ICMP
+//!   report met by `send` after it sent some, are returned by the next call.
+//! - `send([])` needs a `check-send` like any other `send`.
+//! - Nothing runs after a host call returns: a `send` that returned is done.
+
+#![warn(missing_docs)]
+
+mod backend;
+#[expect(missing_docs, reason = "bindgen output; the WIT text documents it")]
+mod bindings;
+mod ctx;
+mod error;
+mod host;
+pub mod policy;
+mod socket;
+mod streams;
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
+
+pub use crate::backend::Family;
+pub use crate::bindings::ErrorCode;
+pub use crate::ctx::{
+    DEFAULT_MAX_RECEIVE_BATCH, DEFAULT_MAX_SEND_BATCH, DEFAULT_MAX_SOCKETS, MAX_DATAGRAM_SIZE,
+    UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView,
+};
+pub use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
+pub use crate::policy::{AllowAll, AllowList, AllowRule, Denial, DenyAll, SocketUse, UdpPolicy};
+pub use crate::socket::UdpSocket;
+pub use crate::streams::{IncomingDatagramStream, OutgoingDatagramStream};
+
+/// The `wasi:sockets` version this crate implements.
+pub const WASI_SOCKETS_VERSION: &str = "0.2.1";
+
+struct UdpProvider;
+
+impl HasData for UdpProvider {
+    type Data<'a> = UdpCtxView<'a>;
+}
+
+/// Adds `wasi:sockets/udp@0.2.1` and `wasi:sockets/udp-create-socket@0.2.1`
+/// to `linker`, and nothing else.
+///
+/// The guest also needs `wasi:io/poll` and `wasi:sockets/network` (and
+/// usually `instance-network`) from wasmtime-wasi; see the crate docs for why
+/// wasmtime-wasi's own UDP must not be in the same linker.
+///
+/// # Errors
+/// If the linker already defines these interfaces and does not allow
+/// shadowing.
+pub fn add_to_linker_async<T: UdpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::wasi::sockets::udp::add_to_linker::<T, UdpProvider>(linker, T::udp)?;
+    bindings::wasi::sockets::udp_create_socket::add_to_linker::<T, UdpProvider>(linker, T::udp)?;
+    Ok(())
+}
+
+/// Adds every interface a `wasi:cli/command` component can import: all of
+/// wasmtime-wasi's WASI 0.2 interfaces except its `udp` and
+/// `udp-create-socket`, then this crate's.
+///
+/// # Errors
+/// If the linker already defines any of these interfaces and does not allow
+/// shadowing.
+pub fn add_command_to_linker_async<T: WasiView + UdpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
+    use wasmtime_wasi_io::bindings::wasi::io;
+
+    struct Io;
+    impl HasData for Io {
+        type Data<'a> = &'a mut ResourceTable;
+    }
+    fn table<T: WasiView>(t: &mut T) -> &mut ResourceTable {
+        t.ctx().table
+    }
+
+    let l = linker;
+    io::error::add_to_linker::<T, Io>(l, table)?;
+    io::poll::add_to_linker::<T, Io>(l, table)?;
+    io::streams::add_to_linker::<T, Io>(l, table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::network::add_to_linker::<T, WasiSockets>(l, &Default::default(), T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    add_to_linker_async(l)
+}

@@ -1,0 +1,190 @@
+//! Runs a guest component in-process on this crate's provider, the way an
+//! embedder would, with stdout and stderr captured.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use wasi_udp_host::{UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+pub struct Host {
+    wasi: WasiCtx,
+    udp: UdpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl UdpView for Host {
+    fn udp(&mut self) -> UdpCtxView<'_> {
+        UdpCtxView {
+            ctx: &mut self.udp,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Longest a guest may run before the test fails.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    let mut config = Config::new();
+    config.async_support(true);
+    // Epoch ticks make a guest that spins without calling the host yield,
+    // so GUEST_TIMEOUT can end it.
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config).expect("engine");
+    let ticker = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = ticker.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    engine
+});
+
+static LINKER: LazyLock<Linker<Host>> = LazyLock::new(|| {
+    let mut linker = Linker::new(&ENGINE);
+    wasi_udp_host::add_command_to_linker_async(&mut linker).expect("link");
+    linker
+});
+
+/// How a guest run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `Ok(code)` for a normal exit, `Err(message)` for a trap.
+    pub exit: Result<i32, String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stats: UdpStatsSnapshot,
+}
+
+impl Outcome {
+    fn describe(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.exit, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The path of the guest called `name`.
+pub fn guest_path(name: &str) -> &'static str {
+    guest_artifacts::ALL
+        .iter()
+        .find(|(guest, _)| *guest == name)
+        .map(|(_, path)| *path)
+        .unwrap_or_else(|| panic!("no guest named {name}"))
+}
+
+/// The UDP context the tests use: loopback, plus binding (never sending) to
+/// TEST-NET-1, which no interface has, so `address-not-bindable` is
+/// reachable without touching a real network.
+pub fn test_udp_ctx() -> UdpCtxBuilder {
+    let mut builder = UdpCtx::builder();
+    builder.allow_loopback().allow(wasi_udp_host::AllowRule {
+        uses: vec![wasi_udp_host::SocketUse::Bind],
+        net: "192.0.2.0/24".parse().expect("net"),
+        ports: 0..=u16::MAX,
+    });
+    builder
+}
+
+/// Runs the guest `name` with `udp` and returns how it ended.
+pub fn run(name: &str, udp: UdpCtx) -> Outcome {
+    let path = guest_path(name);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let component = Component::from_file(&ENGINE, path).expect("load guest component");
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&[name])
+            .build();
+        let mut store = Store::new(
+            &ENGINE,
+            Host {
+                wasi,
+                udp,
+                table: ResourceTable::new(),
+            },
+        );
+        store.epoch_deadline_async_yield_and_update(1);
+        let run = async {
+            match Command::instantiate_async(&mut store, &component, &LINKER).await {
+                Err(error) => Err(format!("instantiate: {error:?}")),
+                Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                    Ok(Ok(())) => Ok(0),
+                    Ok(Err(())) => Ok(1),
+                    Err(error) => match error.downcast_ref::<I32Exit>() {
+                        Some(I32Exit(code)) => Ok(*code),
+                        // The trap's cause, without the wasm backtrace.
+                        None => Err(format!("{:#}", error.root_cause())),
+                    },
+                },
+            }
+        };
+        let exit = tokio::time::timeout(GUEST_TIMEOUT, run)
+            .await
+            .unwrap_or_else(|_| Err(format!("guest ran longer than {GUEST_TIMEOUT:?}")));
+        let stats = store.data().udp.stats();
+        let text = |pipe: &MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+        Outcome {
+            exit,
+            stdout: text(&stdout),
+            stderr: text(&stderr),
+            stats,
+        }
+    })
+}
+
+/// Runs `name` with the test context and panics unless it exits 0.
+pub fn expect_pass(name: &str) -> Outcome {
+    let outcome = run(name, test_udp_ctx().build());
+    assert_eq!(
+        outcome.exit,
+        Ok(0),
+        "guest {name} failed\n{}",
+        outcome.describe()
+    );
+    outcome
+}
+
+/// Runs `name` and panics unless it traps with a message containing `needle`
+/// after printing `reached` on stdout (so the trap came where intended).
+pub fn expect_trap(name: &str, reached: &str, needle: &str) -> Outcome {
+    let outcome = run(name, test_udp_ctx().build());
+    match &outcome.exit {
+        Err(message) if message.contains(needle) => {}
+        _ => panic!(
+            "guest {name} should trap with `{needle}`\n{}",
+            outcome.describe()
+        ),
+    }
+    assert!(
+        outcome.stdout.contains(reached),
+        "guest {name} trapped before `{reached}`\n{}",
+        outcome.describe()
+    );
+    outcome
+}

@@ -1,0 +1,140 @@
+//! Every conformance guest, run in-process on this provider.
+
+mod common;
+
+use common::{expect_pass, expect_trap, run, test_udp_ctx};
+
+/// A guest without a test here fails to compile.
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[expect(unused_imports, reason = "only checks that the test exists")]
+        use self::$name as _;
+    };
+}
+guest_artifacts::foreach_guest!(assert_test_exists);
+
+/// Tests for guests that pass by exiting 0 under the test context.
+macro_rules! passing {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            expect_pass(stringify!($name));
+        }
+    )*};
+}
+
+passing!(
+    udp_create_socket_families,
+    udp_bind_local_address,
+    udp_bind_state_errors,
+    udp_bind_invalid_address,
+    udp_bind_address_in_use,
+    udp_bind_not_bindable,
+    udp_stream_requires_bind,
+    udp_stream_invalid_remote,
+    udp_remote_address,
+    udp_send_receive,
+    udp_connected_exchange,
+    udp_send_invalid_arguments,
+    udp_send_empty_with_permit,
+    udp_receive_zero_and_empty,
+    udp_datagram_sizes,
+    udp_socket_options,
+    udp_restream_after_pending_receive,
+    udp_restream_keeps_queued_datagram,
+    udp_disconnect_keeps_port,
+    udp_icmp_connection_refused,
+    udp_receive_error_not_lost,
+    udp_poll_many,
+    udp_drop_socket_before_streams,
+    udp_access_denied,
+);
+
+#[test]
+fn udp_send_without_check_send() {
+    expect_trap(
+        "udp_send_without_check_send",
+        "about to send",
+        "without a preceding check-send",
+    );
+}
+
+#[test]
+fn udp_send_over_permit() {
+    expect_trap(
+        "udp_send_over_permit",
+        "about to send",
+        "but check-send permitted",
+    );
+}
+
+#[test]
+fn udp_send_spent_permit() {
+    expect_trap(
+        "udp_send_spent_permit",
+        "about to reuse",
+        "without a preceding check-send",
+    );
+}
+
+#[test]
+fn udp_send_empty_without_permit() {
+    expect_trap(
+        "udp_send_empty_without_permit",
+        "about to send nothing",
+        "without a preceding check-send",
+    );
+}
+
+#[test]
+fn udp_stream_while_streams_alive() {
+    expect_trap(
+        "udp_stream_while_streams_alive",
+        "about to stream again",
+        "still alive",
+    );
+}
+
+#[test]
+fn udp_new_socket_limit() {
+    let outcome = run(
+        "udp_new_socket_limit",
+        test_udp_ctx().max_sockets(8).build(),
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(
+        outcome.stdout.contains("limit reached at 8 sockets"),
+        "{outcome:?}"
+    );
+}
+
+/// Guests that import other 0.2.x versions must land on this provider, not
+/// on wasmtime-wasi's UDP: the provider's counters prove it.
+fn lands_on_this_provider(name: &str) {
+    let outcome = expect_pass(name);
+    assert!(
+        outcome.stats.sockets_created >= 1,
+        "{name}: {:?}",
+        outcome.stats
+    );
+    assert!(
+        outcome.stats.datagrams_received >= 1,
+        "{name}: {:?}",
+        outcome.stats
+    );
+}
+
+#[test]
+fn udp_import_v0_2_0() {
+    lands_on_this_provider("udp_import_v0_2_0");
+}
+
+#[test]
+fn udp_import_v0_2_12() {
+    lands_on_this_provider("udp_import_v0_2_12");
+}
+
+#[test]
+fn udp_std_net() {
+    lands_on_this_provider("udp_std_net");
+}
