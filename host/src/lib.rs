@@ -29,9 +29,7 @@
 //! }
 //!
 //! # async fn run() -> wasmtime::Result<()> {
-//! let mut config = Config::new();
-//! config.async_support(true);
-//! let engine = Engine::new(&config)?;
+//! let engine = Engine::new(&Config::new())?;
 //! let mut linker = Linker::<Host>::new(&engine);
 //! // wasmtime-wasi's interfaces without its UDP, then ours.
 //! wasi_udp_host::add_command_to_linker_async(&mut linker)?;

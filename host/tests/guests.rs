@@ -138,3 +138,10 @@ fn udp_import_v0_2_12() {
 fn udp_std_net() {
     lands_on_this_provider("udp_std_net");
 }
+
+#[test]
+fn cli_args_env_exit() {
+    // Exercised with arguments by the CLI's tests; here it runs without.
+    let outcome = expect_pass("cli_args_env_exit");
+    assert!(outcome.stdout.contains("args:"), "{outcome:?}");
+}

@@ -42,7 +42,6 @@ const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     let mut config = Config::new();
-    config.async_support(true);
     // Epoch ticks make a guest that spins without calling the host yield,
     // so GUEST_TIMEOUT can end it.
     config.epoch_interruption(true);

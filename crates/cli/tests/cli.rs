@@ -1,0 +1,148 @@
+//! The `wasi-udp` binary end to end: guests, policy flags, exit codes, and
+//! one clear line for input that cannot run.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wasi_udp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasi-udp"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run wasi-udp")
+}
+
+fn guest(name: &str) -> &'static str {
+    guest_artifacts::ALL
+        .iter()
+        .find(|(guest, _)| *guest == name)
+        .map(|(_, path)| *path)
+        .unwrap_or_else(|| panic!("no guest {name}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn runs_a_udp_guest_on_loopback_by_default() {
+    let output = wasi_udp(&[guest("udp_send_receive")]);
+    assert_exit(&output, 0);
+    let output = wasi_udp(&[guest("udp_std_net")]);
+    assert_exit(&output, 0);
+    assert!(text(&output.stdout).contains("std::net::UdpSocket works"));
+}
+
+#[test]
+fn passes_arguments_and_environment_and_returns_the_exit_code() {
+    let output = wasi_udp(&[
+        "--env",
+        "WASI_UDP_GREETING=hello",
+        guest("cli_args_env_exit"),
+        "0",
+        "-v",
+    ]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("args: 0 -v"), "{stdout}");
+    assert!(stdout.contains("greeting: hello"), "{stdout}");
+    // WASI 0.2's wasi:cli/exit carries success or failure; any failure is 1.
+    let output = wasi_udp(&[guest("cli_args_env_exit"), "7"]);
+    assert_exit(&output, 1);
+}
+
+#[test]
+fn deny_all_refuses_loopback_and_says_how_to_grant_it() {
+    let output = wasi_udp(&["--deny-all", "-v", guest("udp_send_receive")]);
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("denied: bind 127.0.0.1:0"), "{stderr}");
+    assert!(stderr.contains("--allow 127.0.0.1/32:0"), "{stderr}");
+
+    // Without -v the denial is not logged, but the guest still fails.
+    let output = wasi_udp(&["--deny-all", guest("udp_send_receive")]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(!text(&output.stderr).contains("denied:"));
+}
+
+#[test]
+fn allow_and_inherit_network_grant_more() {
+    // The guest expects address-not-bindable for 192.0.2.1; loopback-only
+    // refuses the bind before the kernel sees it, --allow lets it through.
+    let output = wasi_udp(&[guest("udp_bind_not_bindable")]);
+    assert_exit(&output, 134);
+    let output = wasi_udp(&["--allow", "192.0.2.0/24:0", guest("udp_bind_not_bindable")]);
+    assert_exit(&output, 0);
+    let output = wasi_udp(&["--inherit-network", guest("udp_send_receive")]);
+    assert_exit(&output, 0);
+}
+
+#[test]
+fn a_trap_prints_its_reason_and_exits_134() {
+    let output = wasi_udp(&[guest("udp_send_without_check_send")]);
+    assert_exit(&output, 134);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "the guest trapped: outgoing-datagram-stream.send called without a preceding check-send"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn input_that_cannot_run_gets_one_line_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("wasi-udp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let text_file = write("notes.txt", b"hello");
+    let core = write("core.wasm", b"\0asm\x01\0\0\0");
+    let empty_component = write("empty.wasm", b"\0asm\x0d\0\x01\0");
+    let cases: [(&Path, &str); 4] = [
+        (Path::new("/nonexistent/guest.wasm"), "cannot read"),
+        (&text_file, "is not a WebAssembly file"),
+        (&core, "is a core WebAssembly module"),
+        (&empty_component, "does not export wasi:cli/run"),
+    ];
+    for (path, message) in cases {
+        let output = wasi_udp(&[path.to_str().expect("utf-8 path")]);
+        assert_exit(&output, 2);
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(message), "{path:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{path:?}: one line, got {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+    for args in [&["--allow", "nonsense", "x.wasm"][..], &["--bogus"], &[]] {
+        let output = wasi_udp(args);
+        assert_exit(&output, 2);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_and_version() {
+    let output = wasi_udp(&["--help"]);
+    assert_exit(&output, 0);
+    assert!(text(&output.stdout).contains("--allow CIDR"));
+    let output = wasi_udp(&["--version"]);
+    assert_exit(&output, 0);
+}
