@@ -1,7 +1,6 @@
 //! Real sockets: socket2 for creation and options, tokio for readiness and
 //! non-blocking I/O.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
@@ -102,34 +101,29 @@ impl DatagramSocket {
 
     /// Resolves when the socket is writable (possibly spuriously: a following
     /// send may still find the buffer full).
-    pub fn send_ready(&self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            // An error here (none are known for UDP) leaves the send itself
-            // to report it.
-            let _ = self.io.writable().await;
-        }
+    pub async fn send_ready(&self) {
+        // An error here (none are known for UDP) leaves the send itself to
+        // report it.
+        let _ = self.io.writable().await;
     }
 
     /// Resolves when a datagram or an error (an ICMP report) is queued
     /// (possibly spuriously).
-    pub fn receive_ready(&self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            loop {
-                // A pending socket error shows up only as EPOLLERR, which
-                // tokio's plain readable() does not wake for.
-                if self.io.ready(RECEIVE_INTEREST).await.is_err() {
-                    return;
-                }
-                // The reactor's readiness outlives the data it announced
-                // (a receive that took exactly what was queued does not
-                // clear it). Confirm with the kernel, and clear what is
-                // stale, so the pollable is ready exactly when a receive
-                // would return something.
-                let readable = self.io.try_io(Interest::READABLE, || self.receivable_now());
-                let errored = self.io.try_io(Interest::ERROR, || self.error_pending_now());
-                if readable.is_ok() || errored.is_ok() {
-                    return;
-                }
+    pub async fn receive_ready(&self) {
+        loop {
+            // A pending socket error shows up only as EPOLLERR, which tokio's
+            // plain readable() does not wake for.
+            if self.io.ready(RECEIVE_INTEREST).await.is_err() {
+                return;
+            }
+            // The reactor's readiness outlives the data it announced (a
+            // receive that took exactly what was queued does not clear it).
+            // Confirm with the kernel, and clear what is stale, so the
+            // pollable is ready exactly when a receive would return something.
+            let readable = self.io.try_io(Interest::READABLE, || self.receivable_now());
+            let errored = self.io.try_io(Interest::ERROR, || self.error_pending_now());
+            if readable.is_ok() || errored.is_ok() {
+                return;
             }
         }
     }
