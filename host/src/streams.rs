@@ -4,6 +4,7 @@
 //! Nothing here blocks or spawns: `receive` and `send` do what the kernel can
 //! do right now, and the pollables wait on the reactor's readiness.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
@@ -64,52 +65,90 @@ impl IncomingDatagramStream {
         if let Some(error) = self.core.take_deferred_error() {
             return Err(error_code_from_io(&error, Operation::Receive).into());
         }
-        let mut received = Vec::new();
-        let mut discarded = 0;
-        while received.len() < max && discarded < MAX_DISCARDS_PER_RECEIVE {
-            let (len, source) = match self.core.io.try_receive(buffer) {
-                Ok(Some(datagram)) => datagram,
-                Ok(None) => break,
-                Err(error) if received.is_empty() => {
-                    return Err(error_code_from_io(&error, Operation::Receive).into());
-                }
-                Err(error) => {
-                    // The datagrams already taken from the kernel go out now;
-                    // the error is the next call's.
-                    self.core.defer_error(error);
-                    break;
-                }
-            };
-            // WIT: "remote-address: This field is guaranteed to match the
-            // remote address the stream was initialized with, if any." A
-            // datagram from elsewhere was queued before the association.
-            let wanted = self.remote.is_none_or(|remote| remote == source)
-                && policy.check(SocketUse::Receive, source).is_ok();
-            if !wanted {
-                discarded += 1;
-                continue;
-            }
-            received.push(ReceivedDatagram {
-                data: buffer[..len].to_vec(),
-                source,
-            });
-        }
+        let batch = collect_datagrams(max, buffer, self.remote, policy, |buffer| {
+            self.core.io.try_receive(buffer)
+        });
         let stats = &self.core.stats;
-        UdpStats::add(&stats.datagrams_received, received.len() as u64);
-        if discarded > 0 {
-            UdpStats::add(&stats.datagrams_filtered, discarded as u64);
+        UdpStats::add(&stats.datagrams_received, batch.received.len() as u64);
+        if batch.discarded > 0 {
+            UdpStats::add(&stats.datagrams_filtered, batch.discarded as u64);
             tracing::debug!(
                 target: "wasi_udp_host::policy",
-                "discarded {discarded} datagrams from sources this stream may not receive from"
+                "discarded {} datagrams from sources this stream may not receive from",
+                batch.discarded
             );
         }
-        Ok(received)
+        match batch.error {
+            None => Ok(batch.received),
+            Some(error) if batch.received.is_empty() => {
+                Err(error_code_from_io(&error, Operation::Receive).into())
+            }
+            Some(error) => {
+                // The datagrams already taken from the kernel go out now; the
+                // error is the next call's.
+                self.core.defer_error(error);
+                Ok(batch.received)
+            }
+        }
     }
 
     /// The object a `subscribe` pollable waits on.
     pub(crate) fn readiness(&self) -> ReceiveReadiness {
         ReceiveReadiness(self.core.clone())
     }
+}
+
+/// What one `receive` took from the kernel.
+pub(crate) struct ReceivedBatch {
+    /// Datagrams for the guest, in arrival order.
+    pub received: Vec<ReceivedDatagram>,
+    /// Datagrams taken and dropped: from a source other than the stream's
+    /// remote address, or one the policy refuses.
+    pub discarded: usize,
+    /// The error that ended the batch, if one did.
+    pub error: Option<io::Error>,
+}
+
+/// Takes up to `max` wanted datagrams from `next` (a non-blocking receive
+/// into the buffer it is given), stopping at the first error, when nothing
+/// more is queued, or after [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones.
+/// Each datagram is copied out of `buffer` once, at its exact size.
+pub(crate) fn collect_datagrams(
+    max: usize,
+    buffer: &mut [u8],
+    remote: Option<SocketAddr>,
+    policy: &dyn UdpPolicy,
+    mut next: impl FnMut(&mut [u8]) -> io::Result<Option<(usize, SocketAddr)>>,
+) -> ReceivedBatch {
+    let mut batch = ReceivedBatch {
+        received: Vec::new(),
+        discarded: 0,
+        error: None,
+    };
+    while batch.received.len() < max && batch.discarded < MAX_DISCARDS_PER_RECEIVE {
+        let (len, source) = match next(buffer) {
+            Ok(Some(datagram)) => datagram,
+            Ok(None) => break,
+            Err(error) => {
+                batch.error = Some(error);
+                break;
+            }
+        };
+        // WIT: "remote-address: This field is guaranteed to match the remote
+        // address the stream was initialized with, if any." A datagram from
+        // elsewhere was queued before the association.
+        let wanted = remote.is_none_or(|remote| remote == source)
+            && policy.check(SocketUse::Receive, source).is_ok();
+        if wanted {
+            batch.received.push(ReceivedDatagram {
+                data: buffer[..len].to_vec(),
+                source,
+            });
+        } else {
+            batch.discarded += 1;
+        }
+    }
+    batch
 }
 
 /// The host side of an `outgoing-datagram-stream` resource.
@@ -282,4 +321,106 @@ pub(crate) struct AlwaysReady;
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for AlwaysReady {
     async fn ready(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{AllowAll, AllowList};
+
+    type Step = io::Result<Option<(&'static [u8], &'static str)>>;
+
+    /// A receive that replays `steps`, then reports nothing queued.
+    fn scripted(
+        steps: Vec<Step>,
+    ) -> impl FnMut(&mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        let mut steps = steps.into_iter();
+        move |buffer| match steps.next() {
+            None => Ok(None),
+            Some(Err(error)) => Err(error),
+            Some(Ok(None)) => Ok(None),
+            Some(Ok(Some((data, source)))) => {
+                buffer[..data.len()].copy_from_slice(data);
+                Ok(Some((data.len(), source.parse().expect("source"))))
+            }
+        }
+    }
+
+    fn refused() -> io::Error {
+        io::Error::from_raw_os_error(rustix::io::Errno::CONNREFUSED.raw_os_error())
+    }
+
+    #[test]
+    fn an_error_after_datagrams_ends_the_batch_and_is_kept() {
+        let mut buffer = vec![0; 64];
+        let steps = vec![
+            Ok(Some((&b"one"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"two"[..], "127.0.0.1:9"))),
+            Err(refused()),
+            Ok(Some((&b"three"[..], "127.0.0.1:9"))),
+        ];
+        let batch = collect_datagrams(10, &mut buffer, None, &AllowAll, scripted(steps));
+        let data: Vec<&[u8]> = batch.received.iter().map(|d| &d.data[..]).collect();
+        assert_eq!(data, [&b"one"[..], b"two"]);
+        let error = batch.error.expect("the error is returned with the batch");
+        assert_eq!(error.raw_os_error(), refused().raw_os_error());
+    }
+
+    #[test]
+    fn datagrams_are_copied_at_their_exact_size_up_to_max() {
+        let mut buffer = vec![0xff; 64];
+        let steps = vec![
+            Ok(Some((&b""[..], "127.0.0.1:9"))),
+            Ok(Some((&b"ab"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"cde"[..], "127.0.0.1:9"))),
+        ];
+        let batch = collect_datagrams(2, &mut buffer, None, &AllowAll, scripted(steps));
+        assert_eq!(batch.received.len(), 2);
+        assert_eq!(batch.received[0].data, b"");
+        assert_eq!(batch.received[1].data, b"ab");
+        assert!(batch.error.is_none());
+    }
+
+    #[test]
+    fn unwanted_sources_are_discarded_and_counted() {
+        let mut buffer = vec![0; 64];
+        let peer: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let steps = vec![
+            Ok(Some((&b"stranger"[..], "127.0.0.1:10"))),
+            Ok(Some((&b"peer"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"refused source"[..], "10.0.0.1:9"))),
+        ];
+        let batch = collect_datagrams(10, &mut buffer, Some(peer), &AllowAll, scripted(steps));
+        assert_eq!(batch.received.len(), 1);
+        assert_eq!(batch.received[0].data, b"peer");
+        assert_eq!(batch.discarded, 2);
+
+        let steps = vec![
+            Ok(Some((&b"outside"[..], "10.0.0.1:9"))),
+            Ok(Some((&b"inside"[..], "127.0.0.1:9"))),
+        ];
+        let batch = collect_datagrams(
+            10,
+            &mut buffer,
+            None,
+            &AllowList::loopback(),
+            scripted(steps),
+        );
+        assert_eq!(batch.received.len(), 1);
+        assert_eq!(batch.discarded, 1);
+    }
+
+    #[test]
+    fn a_flood_of_unwanted_datagrams_cannot_keep_a_receive_busy() {
+        let mut buffer = vec![0; 64];
+        let calls = std::cell::Cell::new(0);
+        let batch = collect_datagrams(10, &mut buffer, None, &crate::policy::DenyAll, |buffer| {
+            calls.set(calls.get() + 1);
+            buffer[0] = 1;
+            Ok(Some((1, "127.0.0.1:9".parse().expect("addr"))))
+        });
+        assert!(batch.received.is_empty());
+        assert_eq!(batch.discarded, MAX_DISCARDS_PER_RECEIVE);
+        assert_eq!(calls.get(), MAX_DISCARDS_PER_RECEIVE);
+    }
 }

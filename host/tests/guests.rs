@@ -45,6 +45,7 @@ passing!(
     udp_disconnect_keeps_port,
     udp_icmp_connection_refused,
     udp_receive_error_not_lost,
+    udp_send_error_not_lost,
     udp_poll_many,
     udp_drop_socket_before_streams,
     udp_access_denied,

@@ -45,6 +45,19 @@ fn runs_a_udp_guest_on_loopback_by_default() {
 }
 
 #[test]
+fn runs_guests_whichever_0_2_version_they_import() {
+    for name in [
+        "udp_import_v0_2_0",
+        "udp_import_v0_2_12",
+        "udp_std_net",
+        "udp_poll_many",
+    ] {
+        let output = wasi_udp(&[guest(name)]);
+        assert_exit(&output, 0);
+    }
+}
+
+#[test]
 fn passes_arguments_and_environment_and_returns_the_exit_code() {
     let output = wasi_udp(&[
         "--env",

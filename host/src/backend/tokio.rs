@@ -193,7 +193,9 @@ impl DatagramSocket {
     /// One non-blocking `recvfrom`, which also reports a pending socket
     /// error (and clears it, as the kernel does).
     fn receive_now(&self, buffer: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let (_, len, source) =
+        // The first length is what landed in `buffer` (the second would be
+        // the datagram's full length, were it truncated).
+        let (len, _, source) =
             rustix::net::recvfrom(&self.io, &mut *buffer, rustix::net::RecvFlags::DONTWAIT)?;
         let source = source
             .and_then(|source| SocketAddr::try_from(source).ok())
