@@ -1,5 +1,8 @@
-//! Compiles every guest in `guest-tests/src/bin/` for `wasm32-wasip2` and
-//! generates, per guest, a constant with the path of its component and an
+//! Compiles every guest in `guest-tests/src/bin/` for `wasm32-wasip2`, and
+//! every guest in `guest-tests/exact/src/bin/` for `wasm32-unknown-unknown`
+//! (then encodes each such core module into a component from its own
+//! bindings, so it imports exactly the WASI version it was written against),
+//! and generates, per guest, a constant with the path of its component and an
 //! entry in `foreach_guest!`.
 
 use std::env;
@@ -9,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+const CORE_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
     let manifest_dir =
@@ -24,18 +28,43 @@ fn main() {
         .unwrap_or(&out_dir)
         .join("wasm-guests");
 
-    for watched in ["src", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "exact/src",
+        "exact/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", guests.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
-    let names = guest_names(&guests.join("src/bin"));
-    build_guests(&guests, &target_dir);
+    let mut guests_at: Vec<(String, PathBuf)> = Vec::new();
+    build_guests(&guests, &target_dir, "guest-tests", TARGET);
+    for name in guest_names(&guests.join("src/bin")) {
+        let path = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{name}.wasm"));
+        guests_at.push((name, path));
+    }
+    build_guests(&guests, &target_dir, "exact-version-guests", CORE_TARGET);
+    let components = target_dir.join("components");
+    fs::create_dir_all(&components).expect("create the components folder");
+    for name in guest_names(&guests.join("exact/src/bin")) {
+        let core = target_dir
+            .join(CORE_TARGET)
+            .join("release")
+            .join(format!("{name}.wasm"));
+        let path = components.join(format!("{name}.wasm"));
+        fs::write(&path, componentize(&core)).expect("write a component");
+        guests_at.push((name, path));
+    }
+    guests_at.sort();
+    let names: Vec<String> = guests_at.iter().map(|(name, _)| name.clone()).collect();
 
-    let wasm_dir = target_dir.join(TARGET).join("release");
     let mut code = String::new();
-    for name in &names {
-        let path = wasm_dir.join(format!("{name}.wasm"));
+    for (name, path) in &guests_at {
         assert!(
             path.exists(),
             "guest {name} was not built at {}",
@@ -77,15 +106,27 @@ fn guest_names(bin_dir: &Path) -> Vec<String> {
     names
 }
 
-fn build_guests(guests: &Path, target_dir: &Path) {
+/// Encodes a core module, whose custom sections carry its WIT bindings, as a
+/// component.
+fn componentize(core: &Path) -> Vec<u8> {
+    let module = fs::read(core).unwrap_or_else(|e| panic!("read {}: {e}", core.display()));
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .unwrap_or_else(|e| panic!("encode {} as a component: {e:#}", core.display()))
+}
+
+fn build_guests(guests: &Path, target_dir: &Path, package: &str, target: &str) {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .arg("build")
         .arg("--release")
         .arg("--bins")
+        .arg("--package")
+        .arg(package)
         .arg("--target")
-        .arg(TARGET)
+        .arg(target)
         .arg("--manifest-path")
         .arg(guests.join("Cargo.toml"))
         .arg("--target-dir")
@@ -108,8 +149,8 @@ fn build_guests(guests: &Path, target_dir: &Path) {
     let status = command.status().expect("run cargo to build the guests");
     if !status.success() {
         panic!(
-            "building the wasm guests failed ({status}). They need the {TARGET} target: \
-             `rustup target add {TARGET}`"
+            "building the {package} guests failed ({status}). They need the {target} target: \
+             `rustup target add {TARGET} {CORE_TARGET}`"
         );
     }
 }

@@ -111,7 +111,12 @@ fn udp_new_socket_limit() {
 
 /// Guests that import other 0.2.x versions must land on this provider, not
 /// on wasmtime-wasi's UDP: the provider's counters prove it.
-fn lands_on_this_provider(name: &str) {
+fn lands_on_this_provider(name: &str, imported_version: &str) {
+    assert_eq!(
+        common::udp_import_versions(name),
+        [imported_version],
+        "{name} imports"
+    );
     let outcome = expect_pass(name);
     assert!(
         outcome.stats.sockets_created >= 1,
@@ -127,17 +132,23 @@ fn lands_on_this_provider(name: &str) {
 
 #[test]
 fn udp_import_v0_2_0() {
-    lands_on_this_provider("udp_import_v0_2_0");
+    lands_on_this_provider("udp_import_v0_2_0", "0.2.0");
+}
+
+#[test]
+fn udp_import_v0_2_1() {
+    lands_on_this_provider("udp_import_v0_2_1", "0.2.1");
 }
 
 #[test]
 fn udp_import_v0_2_12() {
-    lands_on_this_provider("udp_import_v0_2_12");
+    lands_on_this_provider("udp_import_v0_2_12", "0.2.12");
 }
 
 #[test]
 fn udp_std_net() {
-    lands_on_this_provider("udp_std_net");
+    // Rust std's own WASI bindings, not the 0.2.1 this crate implements.
+    lands_on_this_provider("udp_std_net", "0.2.6");
 }
 
 #[test]

@@ -82,6 +82,18 @@ impl Outcome {
     }
 }
 
+/// The versions of `wasi:sockets/udp` the guest `name` imports.
+pub fn udp_import_versions(name: &str) -> Vec<String> {
+    let component = Component::from_file(&ENGINE, guest_path(name)).expect("load guest component");
+    let mut versions: Vec<String> = component
+        .component_type()
+        .imports(&ENGINE)
+        .filter_map(|(import, _)| import.strip_prefix("wasi:sockets/udp@").map(str::to_owned))
+        .collect();
+    versions.sort();
+    versions
+}
+
 /// The path of the guest called `name`.
 pub fn guest_path(name: &str) -> &'static str {
     guest_artifacts::ALL
