@@ -48,6 +48,7 @@ passing!(
     udp_send_error_not_lost,
     udp_poll_many,
     udp_drop_socket_before_streams,
+    udp_drop_stream_before_pollable,
     udp_access_denied,
 );
 

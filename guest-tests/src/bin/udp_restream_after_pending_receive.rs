@@ -15,10 +15,11 @@ fn main() {
             assert!(!wait_at_most(&pollable, 1_000_000), "nothing was sent");
             let out_pollable = outgoing.subscribe();
             wait(&out_pollable);
+            // Children first, as wasi-libc does.
             drop(pollable);
+            drop(out_pollable);
             drop(incoming);
             drop(outgoing);
-            drop(out_pollable);
         }
         let (_incoming, outgoing) = socket.stream(Some(peer_addr)).expect("re-stream");
         send_one(&outgoing, b"after re-stream", None);

@@ -17,5 +17,7 @@ fn main() {
         datagrams.len()
     );
     let _ = out.send(&datagrams);
-    println!("send returned: the host should have trapped");
+    // Reaching this line means the host did not trap: fail without one.
+    eprintln!("send returned: the host should have trapped");
+    std::process::exit(1);
 }

@@ -16,5 +16,7 @@ fn main() {
     assert_eq!(out.send(&one()).expect("first send"), 1);
     println!("about to reuse the permit");
     let _ = out.send(&one());
-    println!("send returned: the host should have trapped");
+    // Reaching this line means the host did not trap: fail without one.
+    eprintln!("send returned: the host should have trapped");
+    std::process::exit(1);
 }

@@ -10,5 +10,7 @@ fn main() {
         data: b"x".to_vec(),
         remote_address: Some(addr),
     }]);
-    println!("send returned: the host should have trapped");
+    // Reaching this line means the host did not trap: fail without one.
+    eprintln!("send returned: the host should have trapped");
+    std::process::exit(1);
 }

@@ -9,5 +9,7 @@ fn main() {
     drop(incoming);
     println!("about to stream again with the outgoing stream alive");
     let _ = socket.stream(None);
-    println!("stream returned: the host should have trapped");
+    // Reaching this line means the host did not trap: fail without one.
+    eprintln!("stream returned: the host should have trapped");
+    std::process::exit(1);
 }
