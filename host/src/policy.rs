@@ -297,10 +297,11 @@ impl AllowList {
     /// socket is still filtered by the `receive` rules.
     pub fn loopback() -> Self {
         let mut list = Self::new();
-        list.push(AllowRule::network(IpNet::from(
-            Ipv4Addr::new(127, 0, 0, 0),
-            8,
-        )));
+        let loopback_v4 = IpNet {
+            addr: Ipv4Addr::new(127, 0, 0, 0).into(),
+            prefix: 8,
+        };
+        list.push(AllowRule::network(loopback_v4));
         list.push(AllowRule::network(IpNet::host(Ipv6Addr::LOCALHOST.into())));
         for wildcard in [
             IpAddr::from(Ipv4Addr::UNSPECIFIED),
@@ -324,12 +325,6 @@ impl AllowList {
     /// The rules, in order.
     pub fn rules(&self) -> &[AllowRule] {
         &self.rules
-    }
-}
-
-impl IpNet {
-    fn from(v4: Ipv4Addr, prefix: u8) -> Self {
-        Self::new(v4.into(), prefix).unwrap_or(Self::host(v4.into()))
     }
 }
 
