@@ -159,3 +159,26 @@ fn help_and_version() {
     let output = wasi_udp(&["--version"]);
     assert_exit(&output, 0);
 }
+
+/// The conformance suite through the binary, as any external host would be
+/// run: every guest that needs no special host configuration passes.
+#[test]
+fn the_binary_passes_the_conformance_suite_as_an_external_host() {
+    use wasi_udp_conformance::hosts::Against;
+    use wasi_udp_conformance::report::{self, Verdict};
+    let command = format!("'{}' {{wasm}}", env!("CARGO_BIN_EXE_wasi-udp"));
+    let against = Against::parse(&command).expect("command host");
+    let outcomes =
+        wasi_udp_conformance::run_suite(&against, wasi_udp_conformance::suite::cases(), |_| {});
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Failed(_)))
+        .map(report::line)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let passed = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Passed))
+        .count();
+    assert!(passed >= 60, "{}", report::closing_line(&outcomes));
+}

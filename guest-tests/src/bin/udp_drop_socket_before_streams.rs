@@ -8,6 +8,7 @@ fn main() {
         let socket_pollable = socket.subscribe();
         let (incoming, outgoing) = socket.stream(None).expect("stream");
         let in_pollable = incoming.subscribe();
+        println!("about to drop a socket before its streams");
         drop(socket);
 
         let (peer, peer_addr) = bound_socket(family);
@@ -26,6 +27,7 @@ fn main() {
 
         // A stream dropped before its pollable, and the socket's pollable
         // after everything.
+        println!("about to drop a stream before its pollable");
         drop(incoming);
         drop(in_pollable);
         drop(outgoing);

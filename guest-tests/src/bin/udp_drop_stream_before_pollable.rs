@@ -9,6 +9,7 @@ fn main() {
         let (incoming, outgoing) = socket.stream(None).expect("stream");
         let in_pollable = incoming.subscribe();
         let out_pollable = outgoing.subscribe();
+        println!("about to drop streams before their pollables");
         drop((incoming, outgoing));
         let (incoming, outgoing) = socket
             .stream(None)

@@ -1,6 +1,7 @@
-//! stream() while the previous streams are alive traps (the WIT allows it:
-//! "Implementations may trap if the streams returned by a previous invocation
-//! haven't been dropped yet").
+//! stream() while the previous streams are alive: the WIT lets the host trap
+//! ("Implementations may trap if the streams returned by a previous
+//! invocation haven't been dropped yet"). A host that does not trap passes
+//! too; this provider traps, which its own test checks.
 use guest_tests::*;
 
 fn main() {
@@ -9,7 +10,5 @@ fn main() {
     drop(incoming);
     println!("about to stream again with the outgoing stream alive");
     let _ = socket.stream(None);
-    // Reaching this line means the host did not trap: fail without one.
-    eprintln!("stream returned: the host should have trapped");
-    std::process::exit(1);
+    println!("stream returned without a trap");
 }

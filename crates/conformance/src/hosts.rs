@@ -1,0 +1,332 @@
+//! The hosts a guest can run on: this provider and wasmtime-wasi's builtin
+//! UDP in-process, or any command line.
+
+use std::io::Read as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasi_udp_host::policy::{Denial, SocketUse, UdpPolicy};
+use wasi_udp_host::{UdpCtx, UdpCtxView, UdpView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::bindings::Command as CliCommand;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::suite::Needs;
+
+/// Longest one guest may run.
+pub const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a guest's run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The guest exited with this code (`wasi:cli/run` success is 0).
+    Code(i32),
+    /// The guest trapped, with this reason.
+    Trap(String),
+    /// The run did not end within [`GUEST_TIMEOUT`].
+    Timeout,
+    /// The host could not run the guest at all.
+    HostError(String),
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// How it ended.
+    pub exit: Exit,
+    /// What the guest printed on stdout.
+    pub stdout: String,
+    /// What the guest printed on stderr.
+    pub stderr: String,
+}
+
+/// Where guests run.
+pub enum Against {
+    /// This repository's provider, in-process.
+    Ours(InProcess),
+    /// wasmtime-wasi 48's builtin UDP, in-process, stock linker.
+    WasmtimeWasi(InProcess),
+    /// A command line with `{wasm}` standing for the guest's path.
+    Command(String),
+}
+
+impl Against {
+    /// `ours`, `wasmtime-wasi`, or a command template.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        match spec {
+            "ours" => Ok(Self::Ours(InProcess::new(false)?)),
+            "wasmtime-wasi" => Ok(Self::WasmtimeWasi(InProcess::new(true)?)),
+            command if command.contains("{wasm}") => Ok(Self::Command(command.to_owned())),
+            other => Err(format!(
+                "--against {other}: expected `ours`, `wasmtime-wasi` or a command containing {{wasm}}"
+            )),
+        }
+    }
+
+    /// The name used in reports.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Ours(_) => "ours".into(),
+            Self::WasmtimeWasi(_) => "wasmtime-wasi".into(),
+            Self::Command(command) => command.clone(),
+        }
+    }
+
+    /// Whether this host is set up the way `needs` asks; `Err` says why not.
+    pub fn provides(&self, needs: Needs) -> Result<(), String> {
+        match (self, needs) {
+            (_, Needs::Loopback) => Ok(()),
+            (Self::Ours(_) | Self::WasmtimeWasi(_), Needs::BindTestNet | Needs::RefusesTestNet) => {
+                Ok(())
+            }
+            (Self::Ours(_), Needs::SocketLimit(_)) => Ok(()),
+            (Self::WasmtimeWasi(_), Needs::SocketLimit(_)) => {
+                Err("wasmtime-wasi has no per-store socket limit".into())
+            }
+            (Self::Command(_), needs) => Err(format!("needs host configuration: {needs:?}")),
+        }
+    }
+
+    /// Runs the guest at `path` with `args`.
+    pub fn run(&self, path: &str, args: &[String], needs: Needs) -> Run {
+        match self {
+            Self::Ours(host) | Self::WasmtimeWasi(host) => host.run(path, args, needs),
+            Self::Command(template) => run_command(template, path, args),
+        }
+    }
+}
+
+struct Host {
+    wasi: WasiCtx,
+    udp: UdpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl UdpView for Host {
+    fn udp(&mut self) -> UdpCtxView<'_> {
+        UdpCtxView {
+            ctx: &mut self.udp,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// An engine and linker that run guests in this process.
+pub struct InProcess {
+    engine: Engine,
+    linker: Linker<Host>,
+    runtime: tokio::runtime::Runtime,
+    wasmtime_udp: bool,
+}
+
+/// What every conformance host grants: loopback, and binding to TEST-NET-1
+/// (nothing is ever sent there).
+fn grants(socket_use: SocketUse, addr: SocketAddr) -> bool {
+    let test_net = match addr.ip() {
+        IpAddr::V4(ip) => ip.octets()[..3] == [192, 0, 2],
+        IpAddr::V6(_) => false,
+    };
+    addr.ip().is_loopback()
+        || (socket_use == SocketUse::Bind
+            && (test_net
+                || addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                || addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+}
+
+struct ConformancePolicy;
+
+impl UdpPolicy for ConformancePolicy {
+    fn check(&self, socket_use: SocketUse, addr: SocketAddr) -> Result<(), Denial> {
+        if grants(socket_use, addr) {
+            Ok(())
+        } else {
+            Err(Denial {
+                reason: format!("{socket_use} {addr}: outside the conformance grants"),
+            })
+        }
+    }
+}
+
+impl InProcess {
+    fn new(wasmtime_udp: bool) -> Result<Self, String> {
+        let engine = Engine::new(&Config::new()).map_err(|e| format!("engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        let linked = if wasmtime_udp {
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        } else {
+            wasi_udp_host::add_command_to_linker_async(&mut linker)
+        };
+        linked.map_err(|e| format!("linker: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        Ok(Self {
+            engine,
+            linker,
+            runtime,
+            wasmtime_udp,
+        })
+    }
+
+    fn wasi(
+        &self,
+        name: &str,
+        args: &[String],
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+    ) -> WasiCtxBuilder {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg(name)
+            .args(args);
+        if self.wasmtime_udp {
+            wasi.allow_udp(true).socket_addr_check(|addr, socket_use| {
+                let socket_use = match socket_use {
+                    SocketAddrUse::UdpBind | SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+                        SocketUse::Bind
+                    }
+                    SocketAddrUse::TcpConnect | SocketAddrUse::TcpAccept => SocketUse::Connect,
+                    SocketAddrUse::UdpSend => SocketUse::Send,
+                    SocketAddrUse::UdpReceive => SocketUse::Receive,
+                };
+                Box::pin(async move { grants(socket_use, addr) })
+            });
+        }
+        wasi
+    }
+
+    fn run(&self, path: &str, args: &[String], needs: Needs) -> Run {
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let stderr = MemoryOutputPipe::new(1 << 20);
+        let name = std::path::Path::new(path)
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut udp = UdpCtx::builder();
+        udp.policy(ConformancePolicy);
+        if let Needs::SocketLimit(limit) = needs {
+            udp.max_sockets(limit);
+        }
+        let host = Host {
+            wasi: self.wasi(&name, args, &stdout, &stderr).build(),
+            udp: udp.build(),
+            table: ResourceTable::new(),
+        };
+        let exit = self.runtime.block_on(async {
+            let component = match Component::from_file(&self.engine, path) {
+                Ok(component) => component,
+                Err(error) => return Exit::HostError(format!("load {path}: {error}")),
+            };
+            let mut store = Store::new(&self.engine, host);
+            let run = async {
+                let command =
+                    match CliCommand::instantiate_async(&mut store, &component, &self.linker).await
+                    {
+                        Ok(command) => command,
+                        Err(error) => return Exit::HostError(format!("instantiate: {error}")),
+                    };
+                match command.wasi_cli_run().call_run(&mut store).await {
+                    Ok(Ok(())) => Exit::Code(0),
+                    Ok(Err(())) => Exit::Code(1),
+                    Err(error) => match error.downcast_ref::<I32Exit>() {
+                        Some(I32Exit(code)) => Exit::Code(*code),
+                        None => Exit::Trap(error.root_cause().to_string()),
+                    },
+                }
+            };
+            tokio::time::timeout(GUEST_TIMEOUT, run)
+                .await
+                .unwrap_or(Exit::Timeout)
+        });
+        let text = |pipe: &MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+        Run {
+            exit,
+            stdout: text(&stdout),
+            stderr: text(&stderr),
+        }
+    }
+}
+
+/// Runs `template` with `{wasm}` replaced by `path` (shell-quoted) and the
+/// guest's arguments appended, through `sh -c`.
+fn run_command(template: &str, path: &str, args: &[String]) -> Run {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = template.replace("{wasm}", &quote(path));
+    for arg in args {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            return Run {
+                exit: Exit::HostError(format!("spawn sh -c {line}: {error}")),
+                stdout: String::new(),
+                stderr: String::new(),
+            };
+        }
+    };
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = out_pipe.as_mut() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(pipe) = err_pipe.as_mut() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    });
+    let deadline = Instant::now() + GUEST_TIMEOUT;
+    let exit = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                break match status.code() {
+                    Some(0) => Exit::Code(0),
+                    Some(1) => Exit::Code(1),
+                    Some(code) => Exit::Trap(format!("exit status {code}")),
+                    None => Exit::Trap(format!("{status}")),
+                };
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Exit::Timeout;
+            }
+            Err(error) => break Exit::HostError(format!("wait: {error}")),
+        }
+    };
+    Run {
+        exit,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,61 @@
+//! The suite against the in-process hosts: all of it passes on this
+//! provider, and wasmtime-wasi's failures are exactly the ones
+//! docs/conformance.md explains.
+
+use wasi_udp_conformance::hosts::Against;
+use wasi_udp_conformance::report::{self, Verdict};
+use wasi_udp_conformance::{run_suite, suite};
+
+#[test]
+fn every_guest_passes_on_this_provider() {
+    let against = Against::parse("ours").expect("host");
+    let outcomes = run_suite(&against, suite::cases(), |_| {});
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !matches!(o.verdict, Verdict::Passed))
+        .map(report::line)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(
+        outcomes.len() >= 60,
+        "the suite has {} guests",
+        outcomes.len()
+    );
+}
+
+/// The guests wasmtime-wasi 48.0.8 fails, each explained in
+/// docs/conformance.md.
+const WASMTIME_WASI_FAILURES: &[&str] = &[
+    "udp_disconnect_keeps_port",
+    "udp_local_address_between_binds",
+    "udp_receive_error_not_lost",
+    "udp_restream_after_pending_receive",
+    "udp_restream_keeps_queued_datagram",
+    "udp_send_empty_without_permit",
+    "udp_send_error_not_lost",
+    "udp_stream_between_binds",
+];
+
+#[test]
+fn wasmtime_wasi_fails_only_the_documented_guests() {
+    let against = Against::parse("wasmtime-wasi").expect("host");
+    let outcomes = run_suite(&against, suite::cases(), |_| {});
+    let mut failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Failed(_)))
+        .map(|o| o.case.name)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, WASMTIME_WASI_FAILURES);
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/conformance.md"
+    ))
+    .expect("read docs/conformance.md");
+    for name in WASMTIME_WASI_FAILURES {
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "docs/conformance.md does not explain {name}"
+        );
+    }
+}
