@@ -79,6 +79,7 @@ passing!(
     udp_buffer_size_zero_invalid,
     udp_subscribe_socket_ready,
     udp_ipv6_address_fields,
+    udp_receive_without_polling,
 );
 
 #[test]
@@ -186,4 +187,22 @@ fn cli_args_env_exit() {
     // Exercised with arguments by the CLI's tests; here it runs without.
     let outcome = expect_pass("cli_args_env_exit");
     assert!(outcome.stdout.contains("args:"), "{outcome:?}");
+}
+
+#[test]
+fn diff_random_ops() {
+    // The differential guest never breaks the WIT's contract, so on this
+    // provider every seed runs to its end.
+    for seed in 1..=20 {
+        let outcome = common::run_with_args(
+            "diff_random_ops",
+            test_udp_ctx().build(),
+            &[&seed.to_string(), "60"],
+        );
+        assert_eq!(outcome.exit, Ok(0), "seed {seed}: {outcome:?}");
+        assert!(
+            outcome.stdout.ends_with("end\n"),
+            "seed {seed}: {outcome:?}"
+        );
+    }
 }

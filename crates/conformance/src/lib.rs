@@ -2,6 +2,7 @@
 //! their expectations ([`suite`]), the hosts they run on ([`hosts`]), and the
 //! reports ([`report`]). The `wasi-udp-conformance` binary is a thin front.
 
+pub mod differential;
 pub mod hosts;
 pub mod report;
 pub mod suite;

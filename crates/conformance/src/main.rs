@@ -8,6 +8,7 @@ use wasi_udp_conformance::{report, run_suite, suite};
 
 const USAGE: &str = "\
 Usage: wasi-udp-conformance --against HOST [--markdown FILE] [--junit FILE] [--filter TEXT] [--list]
+       wasi-udp-conformance --differential SEEDS [--first-seed N] [--steps N]
 
 HOST is one of:
   ours              this repository's provider, in-process
@@ -19,9 +20,17 @@ HOST is one of:
 Every host gets loopback; in-process hosts also allow binding to TEST-NET-1
 (192.0.2.0/24, nothing is sent there) and refuse everything else.
 Prints a line per guest and closes with `N passed, M failed, K skipped`;
-exits 1 if any guest failed.";
+exits 1 if any guest failed.
+
+--differential runs the seeded random-operation guest on ours and on
+wasmtime-wasi for SEEDS seeds, prints the first differing step of each seed
+with its class ((a) allowed by the WIT, (b) wasmtime-wasi bug, (c) our bug,
+or unexplained), and exits 1 if any difference is unexplained or ours.";
 
 struct Options {
+    differential: Option<u64>,
+    first_seed: u64,
+    steps: usize,
     against: String,
     markdown: Option<String>,
     junit: Option<String>,
@@ -31,6 +40,9 @@ struct Options {
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut options = Options {
+        differential: None,
+        first_seed: 1,
+        steps: 40,
         against: String::new(),
         markdown: None,
         junit: None,
@@ -46,11 +58,24 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--junit" => options.junit = Some(value()?),
             "--filter" => options.filter = Some(value()?),
             "--list" => options.list = true,
+            "--differential" => {
+                options.differential = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--differential takes a number")?,
+                );
+            }
+            "--first-seed" => {
+                options.first_seed = value()?
+                    .parse()
+                    .map_err(|_| "--first-seed takes a number")?
+            }
+            "--steps" => options.steps = value()?.parse().map_err(|_| "--steps takes a number")?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n\n{USAGE}")),
         }
     }
-    if options.against.is_empty() && !options.list {
+    if options.against.is_empty() && !options.list && options.differential.is_none() {
         return Err(format!("--against is required\n\n{USAGE}"));
     }
     Ok(options)
@@ -64,6 +89,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(seeds) = options.differential {
+        return differential(options.first_seed, seeds, options.steps);
+    }
     let cases: Vec<_> = suite::cases()
         .into_iter()
         .filter(|case| {
@@ -119,5 +147,45 @@ fn write(path: &str, text: &str) -> bool {
             eprintln!("cannot write {path}: {error}");
             false
         }
+    }
+}
+
+fn differential(first_seed: u64, seeds: u64, steps: usize) -> ExitCode {
+    use wasi_udp_conformance::differential::{Class, compare};
+    let (ours, theirs) = match (Against::parse("ours"), Against::parse("wasmtime-wasi")) {
+        (Ok(ours), Ok(theirs)) => (ours, theirs),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut same, mut allowed, mut theirs_bugs, mut ours_bugs, mut unexplained) = (0, 0, 0, 0, 0);
+    for seed in first_seed..first_seed + seeds {
+        match compare(&ours, &theirs, seed, steps) {
+            None => same += 1,
+            Some(difference) => {
+                match difference.class {
+                    Class::Allowed(_) => allowed += 1,
+                    Class::WasmtimeBug(_) => theirs_bugs += 1,
+                    Class::OurBug(_) => ours_bugs += 1,
+                    Class::Unexplained => unexplained += 1,
+                }
+                println!(
+                    "seed {seed}: {}\n    ours:          {}\n    wasmtime-wasi: {}",
+                    difference.class.label(),
+                    difference.ours,
+                    difference.theirs
+                );
+            }
+        }
+    }
+    println!(
+        "differential: {seeds} seeds of {steps} steps: {same} identical, {allowed} allowed by the WIT, \
+         {theirs_bugs} wasmtime-wasi bugs, {ours_bugs} our bugs, {unexplained} unexplained"
+    );
+    if unexplained == 0 && ours_bugs == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -165,27 +165,22 @@ impl DatagramSocket {
     /// Receives one queued datagram into `buffer`, returning its length and
     /// source, or `Ok(None)` when nothing is queued. Never blocks.
     pub fn try_receive(&self, buffer: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
-        let received = match self
-            .io
-            .try_io(Interest::READABLE, || self.receive_now(buffer))
-        {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                // Nothing readable. An ICMP report shows up only as error
-                // readiness: if one is pending, the receive returns it. If
-                // none is, the error readiness is cleared here (tokio
-                // guards the clear with the event's tick, so a newer report
-                // is never lost); left set, it would keep the receive
-                // pollable ready forever.
-                match self.io.try_io(Interest::ERROR, || self.error_pending_now()) {
-                    Ok(()) => self.receive_now(buffer),
-                    Err(error) => Err(error),
-                }
-            }
-            other => other,
-        };
-        match received {
+        // Straight to the kernel: a datagram queued since the reactor last
+        // looked must still be returned ("no results are immediately
+        // available" is the only reason for an empty list). A pending socket
+        // error comes back from this call too.
+        match self.receive_now(buffer) {
             Ok(received) => Ok(Some(received)),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing queued: clear the reactor's readable and error
+                // readiness unless the kernel says otherwise (tokio guards
+                // each clear with the tick it read first, so a newer event
+                // survives); left stale, they would keep the receive
+                // pollable ready forever.
+                let _ = self.io.try_io(Interest::READABLE, || self.receivable_now());
+                let _ = self.io.try_io(Interest::ERROR, || self.error_pending_now());
+                Ok(None)
+            }
             Err(error) => Err(error),
         }
     }

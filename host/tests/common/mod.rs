@@ -118,6 +118,11 @@ pub fn test_udp_ctx() -> UdpCtxBuilder {
 
 /// Runs the guest `name` with `udp` and returns how it ended.
 pub fn run(name: &str, udp: UdpCtx) -> Outcome {
+    run_with_args(name, udp, &[])
+}
+
+/// Runs the guest `name` with `udp` and `args` and returns how it ended.
+pub fn run_with_args(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
     let path = guest_path(name);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -130,7 +135,8 @@ pub fn run(name: &str, udp: UdpCtx) -> Outcome {
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .args(&[name])
+            .arg(name)
+            .args(args)
             .build();
         let mut store = Store::new(
             &ENGINE,
