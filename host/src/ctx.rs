@@ -252,3 +252,45 @@ impl Drop for SocketSlot {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+/// Store data for running a component with wasmtime-wasi plus this crate's
+/// UDP: the three pieces both views need, in one value. Embedders with a
+/// store type of their own implement [`UdpView`] (and `WasiView`) on it
+/// instead.
+pub struct WasiUdpState {
+    /// wasmtime-wasi's context (stdio, args, clocks, ...).
+    pub wasi: wasmtime_wasi::WasiCtx,
+    /// This crate's context.
+    pub udp: UdpCtx,
+    /// The resource table both share.
+    pub table: ResourceTable,
+}
+
+impl WasiUdpState {
+    /// The state for `wasi` and `udp` with an empty resource table.
+    pub fn new(wasi: wasmtime_wasi::WasiCtx, udp: UdpCtx) -> Self {
+        Self {
+            wasi,
+            udp,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl wasmtime_wasi::WasiView for WasiUdpState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl UdpView for WasiUdpState {
+    fn udp(&mut self) -> UdpCtxView<'_> {
+        UdpCtxView {
+            ctx: &mut self.udp,
+            table: &mut self.table,
+        }
+    }
+}

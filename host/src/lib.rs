@@ -93,7 +93,7 @@ pub use crate::backend::Family;
 pub use crate::bindings::ErrorCode;
 pub use crate::ctx::{
     DEFAULT_MAX_RECEIVE_BATCH, DEFAULT_MAX_SEND_BATCH, DEFAULT_MAX_SOCKETS, MAX_DATAGRAM_SIZE,
-    UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView,
+    UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState,
 };
 pub use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
 pub use crate::policy::{AllowAll, AllowList, AllowRule, Denial, DenyAll, SocketUse, UdpPolicy};

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use wasi_udp_host::policy::{AllowList, AllowRule, Denial, SocketUse, UdpPolicy};
-use wasi_udp_host::{UdpCtx, UdpCtxView, UdpView};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasi_udp_host::{UdpCtx, WasiUdpState};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 /// Exit code for bad command-line input or a guest that cannot run.
 const EXIT_USAGE: u8 = 2;
@@ -155,30 +155,6 @@ fn udp_ctx(options: &Options) -> UdpCtx {
     builder.build()
 }
 
-struct Host {
-    wasi: WasiCtx,
-    udp: UdpCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl UdpView for Host {
-    fn udp(&mut self) -> UdpCtxView<'_> {
-        UdpCtxView {
-            ctx: &mut self.udp,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// Why a run ended other than by the guest's own exit.
 enum Failure {
     /// The input cannot run: one line, exit 2.
@@ -219,7 +195,7 @@ async fn run(options: Options) -> Result<i32, Failure> {
     let engine = Engine::new(&Config::new()).map_err(Failure::Trap)?;
     let component = load_component(&engine, &options.component)?;
 
-    let mut linker = Linker::<Host>::new(&engine);
+    let mut linker = Linker::<WasiUdpState>::new(&engine);
     wasi_udp_host::add_command_to_linker_async(&mut linker).map_err(Failure::Trap)?;
 
     let program = options
@@ -232,12 +208,7 @@ async fn run(options: Options) -> Result<i32, Failure> {
     for (key, value) in &options.env {
         wasi.env(key, value);
     }
-    let host = Host {
-        wasi: wasi.build(),
-        udp: udp_ctx(&options),
-        table: ResourceTable::new(),
-    };
-    let mut store = Store::new(&engine, host);
+    let mut store = Store::new(&engine, WasiUdpState::new(wasi.build(), udp_ctx(&options)));
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
         .map_err(|e| Failure::Input(format!("cannot instantiate {program}: {e:#}")))?;

@@ -168,8 +168,12 @@ fn the_binary_passes_the_conformance_suite_as_an_external_host() {
     use wasi_udp_conformance::report::{self, Verdict};
     let command = format!("'{}' {{wasm}}", env!("CARGO_BIN_EXE_wasi-udp"));
     let against = Against::parse(&command).expect("command host");
-    let outcomes =
-        wasi_udp_conformance::run_suite(&against, wasi_udp_conformance::suite::cases(), |_| {});
+    let outcomes = wasi_udp_conformance::run_suite(
+        &against,
+        wasi_udp_conformance::suite::cases(),
+        false,
+        |_| {},
+    );
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|o| matches!(o.verdict, Verdict::Failed(_)))

@@ -7,13 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wasi_udp_host::policy::{Denial, SocketUse, UdpPolicy};
-use wasi_udp_host::{UdpCtx, UdpCtxView, UdpView};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasi_udp_host::{UdpCtx, WasiUdpState};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command as CliCommand;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder};
 
 use crate::suite::Needs;
 
@@ -77,9 +77,17 @@ impl Against {
     }
 
     /// Whether this host is set up the way `needs` asks; `Err` says why not.
-    pub fn provides(&self, needs: Needs) -> Result<(), String> {
+    /// `shaped_loopback` says the process runs where loopback queues
+    /// datagrams (see `--shaped-loopback`).
+    pub fn provides(&self, needs: Needs, shaped_loopback: bool) -> Result<(), String> {
         match (self, needs) {
             (_, Needs::Loopback) => Ok(()),
+            (_, Needs::ShapedLoopback) if shaped_loopback => Ok(()),
+            (_, Needs::ShapedLoopback) => Err(
+                "needs a loopback that queues datagrams: run under `unshare -n` with a tbf qdisc on lo \
+                 and pass --shaped-loopback (docs/conformance.md)"
+                    .into(),
+            ),
             (Self::Ours(_) | Self::WasmtimeWasi(_), Needs::BindTestNet | Needs::RefusesTestNet) => {
                 Ok(())
             }
@@ -100,34 +108,10 @@ impl Against {
     }
 }
 
-struct Host {
-    wasi: WasiCtx,
-    udp: UdpCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl UdpView for Host {
-    fn udp(&mut self) -> UdpCtxView<'_> {
-        UdpCtxView {
-            ctx: &mut self.udp,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// An engine and linker that run guests in this process.
 pub struct InProcess {
     engine: Engine,
-    linker: Linker<Host>,
+    linker: Linker<WasiUdpState>,
     runtime: tokio::runtime::Runtime,
     wasmtime_udp: bool,
 }
@@ -222,11 +206,10 @@ impl InProcess {
         if let Needs::SocketLimit(limit) = needs {
             udp.max_sockets(limit);
         }
-        let host = Host {
-            wasi: self.wasi(&name, args, &stdout, &stderr).build(),
-            udp: udp.build(),
-            table: ResourceTable::new(),
-        };
+        let host = WasiUdpState::new(
+            self.wasi(&name, args, &stdout, &stderr).build(),
+            udp.build(),
+        );
         let exit = self.runtime.block_on(async {
             let component = match Component::from_file(&self.engine, path) {
                 Ok(component) => component,

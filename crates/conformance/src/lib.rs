@@ -14,10 +14,11 @@ use report::{Outcome, Verdict};
 use suite::Case;
 
 /// Runs each of `cases` against `against`, calling `each` as every outcome
-/// is known.
+/// is known. `shaped_loopback` says loopback here queues datagrams.
 pub fn run_suite(
     against: &Against,
     cases: Vec<Case>,
+    shaped_loopback: bool,
     mut each: impl FnMut(&Outcome),
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
@@ -28,7 +29,7 @@ pub fn run_suite(
             .map(|(_, path)| *path)
             .unwrap_or_default();
         let start = Instant::now();
-        let (verdict, output) = match against.provides(case.needs) {
+        let (verdict, output) = match against.provides(case.needs, shaped_loopback) {
             Err(why) => (Verdict::Skipped(why), String::new()),
             Ok(()) => {
                 let run = against.run(path, &[], case.needs);

@@ -7,7 +7,8 @@ use wasi_udp_conformance::hosts::Against;
 use wasi_udp_conformance::{report, run_suite, suite};
 
 const USAGE: &str = "\
-Usage: wasi-udp-conformance --against HOST [--markdown FILE] [--junit FILE] [--filter TEXT] [--list]
+Usage: wasi-udp-conformance --against HOST [--markdown FILE] [--junit FILE] [--filter TEXT]
+                             [--shaped-loopback] [--list]
        wasi-udp-conformance --differential SEEDS [--first-seed N] [--steps N]
 
 HOST is one of:
@@ -16,6 +17,11 @@ HOST is one of:
   'CMD {wasm}'      any command; {wasm} is replaced by the guest's path, e.g.
                     'wasmtime run -S inherit-network {wasm}'
                     (exit 0 = passed, 1 = the guest failed, anything else = trap)
+
+--shaped-loopback says this process runs where loopback queues datagrams, so
+udp_check_send_backpressure can run, e.g. as root:
+  unshare -n sh -c 'ip link set lo up && tc qdisc add dev lo root tbf rate 1mbit \
+    burst 1600 latency 200ms && wasi-udp-conformance --against ours --shaped-loopback'
 
 Every host gets loopback; in-process hosts also allow binding to TEST-NET-1
 (192.0.2.0/24, nothing is sent there) and refuse everything else.
@@ -36,6 +42,7 @@ struct Options {
     junit: Option<String>,
     filter: Option<String>,
     list: bool,
+    shaped_loopback: bool,
 }
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
@@ -48,6 +55,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         junit: None,
         filter: None,
         list: false,
+        shaped_loopback: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -58,6 +66,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--junit" => options.junit = Some(value()?),
             "--filter" => options.filter = Some(value()?),
             "--list" => options.list = true,
+            "--shaped-loopback" => options.shaped_loopback = true,
             "--differential" => {
                 options.differential = Some(
                     value()?
@@ -121,7 +130,7 @@ fn main() -> ExitCode {
     };
     let host = against.name();
     println!("running {} guests against {host}", cases.len());
-    let outcomes = run_suite(&against, cases, |outcome| {
+    let outcomes = run_suite(&against, cases, options.shaped_loopback, |outcome| {
         println!("{}", report::line(outcome))
     });
     let mut written = true;

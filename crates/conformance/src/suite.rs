@@ -32,6 +32,9 @@ pub enum Needs {
     RefusesTestNet,
     /// The host limits a store to this many sockets.
     SocketLimit(usize),
+    /// Loopback queues datagrams (a rate-limited qdisc), so a full send
+    /// buffer, and `check-send` returning 0, can happen.
+    ShapedLoopback,
 }
 
 /// One conformance guest.
@@ -101,6 +104,7 @@ fn needs(name: &str) -> Needs {
         "udp_bind_not_bindable" => Needs::BindTestNet,
         "udp_access_denied" => Needs::RefusesTestNet,
         "udp_new_socket_limit" => Needs::SocketLimit(8),
+        "udp_check_send_backpressure" => Needs::ShapedLoopback,
         _ => Needs::Loopback,
     }
 }

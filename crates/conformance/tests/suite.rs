@@ -9,13 +9,18 @@ use wasi_udp_conformance::{run_suite, suite};
 #[test]
 fn every_guest_passes_on_this_provider() {
     let against = Against::parse("ours").expect("host");
-    let outcomes = run_suite(&against, suite::cases(), |_| {});
-    let failed: Vec<String> = outcomes
+    let outcomes = run_suite(&against, suite::cases(), false, |_| {});
+    let not_passed: Vec<String> = outcomes
         .iter()
         .filter(|o| !matches!(o.verdict, Verdict::Passed))
         .map(report::line)
         .collect();
-    assert!(failed.is_empty(), "{failed:#?}");
+    // The backpressure guest needs a shaped loopback: tests/backpressure.rs.
+    assert_eq!(not_passed.len(), 1, "{not_passed:#?}");
+    assert!(
+        not_passed[0].starts_with("skip  udp_check_send_backpressure"),
+        "{not_passed:#?}"
+    );
     assert!(
         outcomes.len() >= 60,
         "the suite has {} guests",
@@ -40,7 +45,7 @@ const WASMTIME_WASI_FAILURES: &[&str] = &[
 #[test]
 fn wasmtime_wasi_fails_only_the_documented_guests() {
     let against = Against::parse("wasmtime-wasi").expect("host");
-    let outcomes = run_suite(&against, suite::cases(), |_| {});
+    let outcomes = run_suite(&against, suite::cases(), false, |_| {});
     let mut failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| matches!(o.verdict, Verdict::Failed(_)))

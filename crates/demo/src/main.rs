@@ -5,46 +5,22 @@
 
 use std::time::Duration;
 
-use wasi_udp_host::{UdpCtx, UdpCtxView, UdpStatsSnapshot, UdpView};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasi_udp_host::{UdpCtx, UdpStatsSnapshot, WasiUdpState};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 /// How many pings the client sends.
 const PINGS: u32 = 5;
 /// The whole demo gives up after this long.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct Host {
-    wasi: WasiCtx,
-    udp: UdpCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl UdpView for Host {
-    fn udp(&mut self) -> UdpCtxView<'_> {
-        UdpCtxView {
-            ctx: &mut self.udp,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// One guest, ready to run: its store, its component and its captured stdout.
 struct Guest {
     name: &'static str,
-    store: Store<Host>,
+    store: Store<WasiUdpState>,
     component: Component,
     stdout: MemoryOutputPipe,
 }
@@ -62,11 +38,7 @@ impl Guest {
             .inherit_stderr()
             .arg(name)
             .args(args);
-        let host = Host {
-            wasi: wasi.build(),
-            udp: UdpCtx::builder().allow_loopback().build(),
-            table: ResourceTable::new(),
-        };
+        let host = WasiUdpState::new(wasi.build(), UdpCtx::builder().allow_loopback().build());
         Ok(Self {
             name,
             store: Store::new(engine, host),
@@ -75,7 +47,7 @@ impl Guest {
         })
     }
 
-    async fn run(&mut self, linker: &Linker<Host>) -> wasmtime::Result<()> {
+    async fn run(&mut self, linker: &Linker<WasiUdpState>) -> wasmtime::Result<()> {
         let command = Command::instantiate_async(&mut self.store, &self.component, linker).await?;
         let exit = match command.wasi_cli_run().call_run(&mut self.store).await {
             Ok(result) => result.map_err(|()| 1),

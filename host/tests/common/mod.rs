@@ -6,36 +6,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use wasi_udp_host::{UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasi_udp_host::{UdpCtx, UdpCtxBuilder, UdpStatsSnapshot, WasiUdpState};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
-
-pub struct Host {
-    wasi: WasiCtx,
-    udp: UdpCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Host {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl UdpView for Host {
-    fn udp(&mut self) -> UdpCtxView<'_> {
-        UdpCtxView {
-            ctx: &mut self.udp,
-            table: &mut self.table,
-        }
-    }
-}
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 /// Longest a guest may run before the test fails.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,7 +33,7 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     engine
 });
 
-static LINKER: LazyLock<Linker<Host>> = LazyLock::new(|| {
+static LINKER: LazyLock<Linker<WasiUdpState>> = LazyLock::new(|| {
     let mut linker = Linker::new(&ENGINE);
     wasi_udp_host::add_command_to_linker_async(&mut linker).expect("link");
     linker
@@ -138,14 +114,7 @@ pub fn run_with_args(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
             .arg(name)
             .args(args)
             .build();
-        let mut store = Store::new(
-            &ENGINE,
-            Host {
-                wasi,
-                udp,
-                table: ResourceTable::new(),
-            },
-        );
+        let mut store = Store::new(&ENGINE, WasiUdpState::new(wasi, udp));
         store.epoch_deadline_async_yield_and_update(1);
         let run = async {
             match Command::instantiate_async(&mut store, &component, &LINKER).await {
