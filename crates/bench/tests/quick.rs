@@ -1,0 +1,35 @@
+//! The harness runs end to end (`--quick`) and prints its table and the
+//! headline ratios. Figures are not asserted: they are benchmark output.
+
+#[test]
+fn quick_run_prints_every_workload_and_the_headline() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasi-udp-bench"))
+        .arg("--quick")
+        .output()
+        .expect("run the bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    for workload in [
+        "blast 64 B window 256",
+        "blast 1400 B window 256",
+        "blast 64 B unwindowed",
+        "pingpong 64 B",
+    ] {
+        assert!(
+            stdout.contains(&format!("| {workload} |")),
+            "{workload} missing:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("failed"),
+        "a run failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("blast64Bwindow256 ours/wasmtime-wasi="),
+        "{stdout}"
+    );
+}
