@@ -30,6 +30,8 @@ pub fn blast(count: u64, size: usize, window: u64) -> Sample {
         } else {
             (received + window).min(count)
         };
+        // At most 64 per turn, as the guest's send batches are.
+        let limit = limit.min(sent + 64);
         while sent < limit {
             match tx.send(&payload) {
                 Ok(_) => sent += 1,
