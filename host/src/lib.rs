@@ -68,13 +68,17 @@
 //!
 //! - `stream()` right after dropping streams never traps: pollables don't
 //!   keep streams alive and no background task holds the socket.
+//! - A datagram queued when streams are dropped and recreated is still
+//!   delivered, and `receive` returns what the kernel already holds even
+//!   before the guest polled.
 //! - A kernel-chosen port survives `stream(some)` then `stream(none)`.
 //! - An error met by `receive` after it collected datagrams, and an ICMP
 //!   report met by `send` after it sent some, are returned by the next call.
 //! - `send([])` needs a `check-send` like any other `send`.
 //! - Nothing runs after a host call returns: a `send` that returned is done.
-
-#![warn(missing_docs)]
+//!
+//! `docs/conformance.md` lists each difference with the WIT sentence behind
+//! it and the guest that pins it.
 
 mod backend;
 #[expect(missing_docs, reason = "bindgen output; the WIT text documents it")]
