@@ -7,12 +7,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use wasmtime::component::ResourceTable;
 
+use crate::backend::ReceiveSlots;
 use crate::policy::{AllowAll, AllowList, AllowRule, DenyAll, UdpPolicy};
 
 /// Largest payload a UDP datagram can carry over IPv6 (65535 − 8 byte
-/// header); IPv4's is 65507. One receive buffer of this size per store is
-/// enough for any datagram.
+/// header); IPv4's is 65507.
 pub const MAX_DATAGRAM_SIZE: usize = 65_527;
+
+/// How many datagrams one receive syscall can take: each store keeps this
+/// many 64 KiB receive slots, allocated on the first `receive`. Pages become
+/// resident only as datagrams land in them (a page per slot for small
+/// datagrams, 2 MiB at most). A `receive` asking for more makes more calls.
+pub(crate) const RECEIVE_SLOTS: usize = 32;
 
 /// Default for [`UdpCtxBuilder::max_sockets`].
 pub const DEFAULT_MAX_SOCKETS: usize = 1024;
@@ -40,7 +46,7 @@ pub struct UdpCtx {
     pub(crate) stats: Arc<UdpStats>,
     /// Scratch space every `receive` of this store reads into before copying
     /// each datagram out at its exact size. Allocated on first use.
-    pub(crate) receive_buffer: Vec<u8>,
+    pub(crate) receive_slots: Option<ReceiveSlots>,
 }
 
 impl UdpCtx {
@@ -135,14 +141,18 @@ impl UdpCtxBuilder {
         self
     }
 
-    /// Most datagrams one `check-send` permits. At least 1.
+    /// Most datagrams one `check-send` permits. At least 1. Below this cap
+    /// the permit is sized to the send buffer: as many datagrams of the size
+    /// the stream last sent as fit the room the kernel guarantees when it
+    /// reports the socket writable.
     pub fn max_send_batch(&mut self, max: u64) -> &mut Self {
         self.max_send_batch = max.max(1);
         self
     }
 
     /// Most datagrams one `receive` returns, whatever `max-results` asks. At
-    /// least 1.
+    /// least 1. Each receive syscall takes up to 32 datagrams; a larger
+    /// batch makes more than one.
     pub fn max_receive_batch(&mut self, max: usize) -> &mut Self {
         self.max_receive_batch = max.max(1);
         self
@@ -162,7 +172,7 @@ impl UdpCtxBuilder {
             max_receive_batch: self.max_receive_batch,
             live_sockets: Arc::default(),
             stats: Arc::default(),
-            receive_buffer: Vec::new(),
+            receive_slots: None,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::backend::{DatagramSocket, Family};
@@ -36,6 +37,13 @@ pub(crate) struct SocketCore {
     /// reports each such error once, so it waits here for the next `send` or
     /// `receive` on any stream of this socket.
     pending_error: Mutex<Option<io::Error>>,
+    /// Set when a send found the kernel's send buffer full, cleared once the
+    /// kernel reports room again. While it is clear, `check-send` permits
+    /// without asking the kernel: a send that then finds the buffer full
+    /// just sends fewer, which the WIT allows.
+    pub send_buffer_full: AtomicBool,
+    /// `SO_SNDBUF` as last read, or 0 when it must be read again.
+    send_buffer_size: AtomicUsize,
     _slot: SocketSlot,
 }
 
@@ -55,6 +63,20 @@ impl SocketCore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// `SO_SNDBUF`, read from the kernel once and remembered until the guest
+    /// changes it.
+    pub fn send_buffer_size(&self) -> usize {
+        match self.send_buffer_size.load(Ordering::Relaxed) {
+            0 => {
+                // Linux's default; only used if the kernel will not say.
+                let size = self.io.send_buffer_size().unwrap_or(212_992);
+                self.send_buffer_size.store(size, Ordering::Relaxed);
+                size
+            }
+            size => size,
+        }
     }
 
     /// Whether an error is waiting to be reported.
@@ -100,6 +122,8 @@ impl UdpSocket {
                 family,
                 stats,
                 pending_error: Mutex::new(None),
+                send_buffer_full: AtomicBool::new(false),
+                send_buffer_size: AtomicUsize::new(0),
                 _slot: slot,
             }),
             state: BindState::Unbound,
@@ -256,6 +280,9 @@ impl UdpSocket {
     /// `set-send-buffer-size`.
     pub(crate) fn set_send_buffer_size(&self, value: u64) -> SocketResult<()> {
         let size = buffer_size_argument(value)?;
+        // The kernel clamps and doubles what it is given: read it back at
+        // the next check-send.
+        self.core.send_buffer_size.store(0, Ordering::Relaxed);
         option_result(self.core.io.set_send_buffer_size(size))
     }
 }

@@ -7,11 +7,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 
 use wasmtime_wasi_io::poll::Pollable;
 
-use crate::backend::Transmit;
+use crate::backend::{ReceiveSlots, Received, Transmit};
 use crate::bindings::ErrorCode;
 use crate::ctx::UdpStats;
 use crate::error::{
@@ -47,7 +48,7 @@ impl IncomingDatagramStream {
     }
 
     /// `receive`: up to `max` datagrams that are already queued, each copied
-    /// out of `buffer` at its exact size.
+    /// out of `slots` once, at its exact size.
     ///
     /// WIT: "This function returns successfully with an empty list when
     /// either: max-results is 0, or: max-results is greater than 0, but no
@@ -56,7 +57,7 @@ impl IncomingDatagramStream {
     pub(crate) fn receive(
         &self,
         max: usize,
-        buffer: &mut [u8],
+        slots: &mut ReceiveSlots,
         policy: &dyn UdpPolicy,
     ) -> SocketResult<Vec<ReceivedDatagram>> {
         if max == 0 {
@@ -65,8 +66,8 @@ impl IncomingDatagramStream {
         if let Some(error) = self.core.take_deferred_error() {
             return Err(error_code_from_io(&error, Operation::Receive).into());
         }
-        let batch = collect_datagrams(max, buffer, self.remote, policy, |buffer| {
-            self.core.io.try_receive(buffer)
+        let batch = collect_datagrams(max, slots, self.remote, policy, |slots, max, landed| {
+            self.core.io.try_receive_batch(slots, max, landed)
         });
         let stats = &self.core.stats;
         UdpStats::add(&stats.datagrams_received, batch.received.len() as u64);
@@ -109,43 +110,52 @@ pub(crate) struct ReceivedBatch {
     pub error: Option<io::Error>,
 }
 
-/// Takes up to `max` wanted datagrams from `next` (a non-blocking receive
-/// into the buffer it is given), stopping at the first error, when nothing
-/// more is queued, or after [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones.
-/// Each datagram is copied out of `buffer` once, at its exact size.
+/// Takes up to `max` wanted datagrams from `next` (a non-blocking batch
+/// receive of up to the given count into `slots`, reporting where each one
+/// landed), stopping at the first error, when the kernel's queue runs dry, or
+/// once [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones have been dropped. Each
+/// wanted datagram is copied out of its slot once, at its exact size.
 pub(crate) fn collect_datagrams(
     max: usize,
-    buffer: &mut [u8],
+    slots: &mut ReceiveSlots,
     remote: Option<SocketAddr>,
     policy: &dyn UdpPolicy,
-    mut next: impl FnMut(&mut [u8]) -> io::Result<Option<(usize, SocketAddr)>>,
+    mut next: impl FnMut(&mut ReceiveSlots, usize, &mut Vec<Received>) -> io::Result<()>,
 ) -> ReceivedBatch {
     let mut batch = ReceivedBatch {
         received: Vec::new(),
         discarded: 0,
         error: None,
     };
+    let mut landed = Vec::new();
+    // The policy is asked once per source per call, not once per datagram.
+    let mut admitted_source = None;
     while batch.received.len() < max && batch.discarded < MAX_DISCARDS_PER_RECEIVE {
-        let (len, source) = match next(buffer) {
-            Ok(Some(datagram)) => datagram,
-            Ok(None) => break,
-            Err(error) => {
-                batch.error = Some(error);
-                break;
+        let asked = (max - batch.received.len()).min(slots.count());
+        if let Err(error) = next(slots, asked, &mut landed) {
+            batch.error = Some(error);
+            break;
+        }
+        for datagram in &landed {
+            // WIT: "remote-address: This field is guaranteed to match the
+            // remote address the stream was initialized with, if any." A
+            // datagram from elsewhere was queued before the association.
+            let wanted = remote.is_none_or(|remote| remote == datagram.source)
+                && (admitted_source == Some(datagram.source)
+                    || policy.check(SocketUse::Receive, datagram.source).is_ok());
+            if wanted {
+                admitted_source = Some(datagram.source);
+                batch.received.push(ReceivedDatagram {
+                    data: slots.datagram(datagram).to_vec(),
+                    source: datagram.source,
+                });
+            } else {
+                batch.discarded += 1;
             }
-        };
-        // WIT: "remote-address: This field is guaranteed to match the remote
-        // address the stream was initialized with, if any." A datagram from
-        // elsewhere was queued before the association.
-        let wanted = remote.is_none_or(|remote| remote == source)
-            && policy.check(SocketUse::Receive, source).is_ok();
-        if wanted {
-            batch.received.push(ReceivedDatagram {
-                data: buffer[..len].to_vec(),
-                source,
-            });
-        } else {
-            batch.discarded += 1;
+        }
+        if landed.len() < asked {
+            // The queue ran dry: asking again would only cost a syscall.
+            break;
         }
     }
     batch
@@ -157,6 +167,8 @@ pub struct OutgoingDatagramStream {
     remote: Option<SocketAddr>,
     /// What the last `check-send` permitted, until a `send` spends it.
     permit: Option<u64>,
+    /// The largest payload of the last `send`: what permits are sized for.
+    last_payload_len: usize,
     _lease: Arc<()>,
 }
 
@@ -166,6 +178,7 @@ impl OutgoingDatagramStream {
             core: parts.core.clone(),
             remote: parts.remote,
             permit: None,
+            last_payload_len: 0,
             _lease: parts.lease.clone(),
         }
     }
@@ -174,16 +187,29 @@ impl OutgoingDatagramStream {
     ///
     /// WIT: "When this function returns ok(0), the subscribe pollable will
     /// become ready when this function will report at least ok(1), or an
-    /// error." Both use the reactor's view of writability.
+    /// error." Zero only after a send found the kernel's buffer full and the
+    /// kernel has not reported room since; otherwise as many datagrams of
+    /// the size last sent as fit the room the kernel promises when it
+    /// reports a socket writable, at most `max_batch`.
     pub(crate) fn check_send(&mut self, max_batch: u64) -> SocketResult<u64> {
-        let permitted = match self.core.io.poll_send_ready_now() {
-            Poll::Ready(Ok(())) => max_batch,
-            Poll::Ready(Err(error)) => {
-                self.permit = None;
-                return Err(error_code_from_io(&error, Operation::Send).into());
+        if self.core.send_buffer_full.load(Ordering::Relaxed) {
+            match self.core.io.poll_send_ready_now() {
+                Poll::Ready(Ok(())) => self.core.send_buffer_full.store(false, Ordering::Relaxed),
+                Poll::Ready(Err(error)) => {
+                    self.permit = None;
+                    return Err(error_code_from_io(&error, Operation::Send).into());
+                }
+                Poll::Pending => {
+                    self.permit = Some(0);
+                    return Ok(0);
+                }
             }
-            Poll::Pending => 0,
-        };
+        }
+        let permitted = permits_for(
+            self.core.send_buffer_size(),
+            self.last_payload_len,
+            max_batch,
+        );
         self.permit = Some(permitted);
         Ok(permitted)
     }
@@ -225,8 +251,10 @@ impl OutgoingDatagramStream {
         // first invalid datagram is the error if nothing before it was sent.
         let mut transmits = Vec::with_capacity(count);
         let mut first_invalid = None;
+        // The policy is asked once per destination per call.
+        let mut admitted = None;
         for datagram in datagrams {
-            match self.validate(datagram.destination, policy) {
+            match self.validate(datagram.destination, policy, &mut admitted) {
                 Ok(destination) => transmits.push(Transmit {
                     destination,
                     payload: datagram.payload,
@@ -237,7 +265,13 @@ impl OutgoingDatagramStream {
                 }
             }
         }
+        if let Some(largest) = transmits.iter().map(|t| t.payload.len()).max() {
+            self.last_payload_len = largest;
+        }
         let outcome = self.core.io.try_send_batch(&transmits);
+        if outcome.buffer_full {
+            self.core.send_buffer_full.store(true, Ordering::Relaxed);
+        }
         UdpStats::add(&self.core.stats.datagrams_sent, outcome.sent as u64);
         if outcome.sent > 0 {
             // WIT: "If at least one datagram has been sent successfully, this
@@ -263,6 +297,7 @@ impl OutgoingDatagramStream {
         &self,
         destination: Option<SocketAddr>,
         policy: &dyn UdpPolicy,
+        admitted: &mut Option<SocketAddr>,
     ) -> SocketResult<Option<SocketAddr>> {
         match (self.remote, destination) {
             // Connected: send to the peer, whose policy check ran at `stream`.
@@ -275,9 +310,11 @@ impl OutgoingDatagramStream {
             // WIT: "invalid-argument: The socket is not "connected" and no
             // value for remote-address was provided. (EDESTADDRREQ)"
             (None, None) => Err(ErrorCode::InvalidArgument.into()),
+            (None, Some(destination)) if *admitted == Some(destination) => Ok(Some(destination)),
             (None, Some(destination)) => {
                 validate_remote(self.core.family, &destination)?;
                 check_policy(policy, &self.core.stats, SocketUse::Send, destination)?;
+                *admitted = Some(destination);
                 Ok(Some(destination))
             }
         }
@@ -289,6 +326,21 @@ impl OutgoingDatagramStream {
     }
 }
 
+/// What one datagram costs a Linux send buffer beyond its payload: the
+/// socket is charged each packet's true size (headers, `sk_buff` and shared
+/// info, rounded up by the allocator), about this much for small payloads.
+const SEND_BUFFER_OVERHEAD: usize = 1024;
+
+/// How many datagrams of `payload_len` bytes fit the room Linux promises when
+/// it reports a socket writable (half of `SO_SNDBUF`, see `sock_writeable`),
+/// at least 1 and at most `max_batch`.
+fn permits_for(send_buffer_size: usize, payload_len: usize, max_batch: u64) -> u64 {
+    let fit = (send_buffer_size / 2) / (payload_len + SEND_BUFFER_OVERHEAD);
+    u64::try_from(fit)
+        .unwrap_or(u64::MAX)
+        .clamp(1, max_batch.max(1))
+}
+
 /// What an incoming stream's pollable waits on. Owned by the pollable rather
 /// than borrowed from the stream, so the stream may be dropped (and the
 /// socket re-streamed) while pollables are still alive.
@@ -297,7 +349,9 @@ pub(crate) struct ReceiveReadiness(Arc<SocketCore>);
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for ReceiveReadiness {
     async fn ready(&mut self) {
-        if self.0.has_deferred_error() {
+        // Ready at once when a receive would return something now, without
+        // a trip through the reactor.
+        if self.0.has_deferred_error() || self.0.io.receivable() {
             return;
         }
         self.0.io.receive_ready().await;
@@ -310,7 +364,11 @@ pub(crate) struct SendReadiness(Arc<SocketCore>);
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for SendReadiness {
     async fn ready(&mut self) {
-        self.0.io.send_ready().await;
+        // Ready exactly when check-send would permit at least one datagram:
+        // at once unless the last send found the buffer full.
+        if self.0.send_buffer_full.load(Ordering::Relaxed) {
+            self.0.io.send_ready().await;
+        }
     }
 }
 
@@ -327,22 +385,44 @@ impl Pollable for AlwaysReady {
 mod tests {
     use super::*;
     use crate::policy::{AllowAll, AllowList};
+    use std::collections::VecDeque;
 
     type Step = io::Result<Option<(&'static [u8], &'static str)>>;
 
-    /// A receive that replays `steps`, then reports nothing queued.
+    /// A batch receive that replays `steps` the way recvmmsg would: as many
+    /// datagrams as asked for, stopping early at "nothing queued" (`None`)
+    /// or before an error, which the next call then returns.
     fn scripted(
         steps: Vec<Step>,
-    ) -> impl FnMut(&mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
-        let mut steps = steps.into_iter();
-        move |buffer| match steps.next() {
-            None => Ok(None),
-            Some(Err(error)) => Err(error),
-            Some(Ok(None)) => Ok(None),
-            Some(Ok(Some((data, source)))) => {
-                buffer[..data.len()].copy_from_slice(data);
-                Ok(Some((data.len(), source.parse().expect("source"))))
+    ) -> impl FnMut(&mut ReceiveSlots, usize, &mut Vec<Received>) -> io::Result<()> {
+        let mut steps: VecDeque<Step> = steps.into();
+        move |slots, asked, landed| {
+            landed.clear();
+            while landed.len() < asked {
+                match steps.front() {
+                    None | Some(Ok(None)) => {
+                        steps.pop_front();
+                        break;
+                    }
+                    Some(Err(_)) if !landed.is_empty() => break,
+                    Some(Err(_)) => match steps.pop_front() {
+                        Some(Err(error)) => return Err(error),
+                        _ => unreachable!("the front was an error"),
+                    },
+                    Some(Ok(Some((data, source)))) => {
+                        let slot = landed.len();
+                        let buffer = slots.slots_mut(slot + 1).nth(slot).expect("slot");
+                        buffer[..data.len()].copy_from_slice(data);
+                        landed.push(Received {
+                            slot,
+                            len: data.len(),
+                            source: source.parse().expect("source"),
+                        });
+                        steps.pop_front();
+                    }
+                }
             }
+            Ok(())
         }
     }
 
@@ -351,30 +431,39 @@ mod tests {
     }
 
     #[test]
-    fn an_error_after_datagrams_ends_the_batch_and_is_kept() {
-        let mut buffer = vec![0; 64];
+    fn an_error_after_datagrams_is_the_next_batch_and_is_not_lost() {
+        let mut slots = ReceiveSlots::new(2);
         let steps = vec![
             Ok(Some((&b"one"[..], "127.0.0.1:9"))),
             Ok(Some((&b"two"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"two and a half"[..], "127.0.0.1:9"))),
             Err(refused()),
             Ok(Some((&b"three"[..], "127.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(10, &mut buffer, None, &AllowAll, scripted(steps));
+        let mut next = scripted(steps);
+        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
         let data: Vec<&[u8]> = batch.received.iter().map(|d| &d.data[..]).collect();
-        assert_eq!(data, [&b"one"[..], b"two"]);
-        let error = batch.error.expect("the error is returned with the batch");
+        assert_eq!(data, [&b"one"[..], b"two", b"two and a half"]);
+        assert!(batch.error.is_none());
+
+        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
+        assert!(batch.received.is_empty());
+        let error = batch.error.expect("the error comes with the next batch");
         assert_eq!(error.raw_os_error(), refused().raw_os_error());
+
+        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
+        assert_eq!(batch.received[0].data, b"three");
     }
 
     #[test]
     fn datagrams_are_copied_at_their_exact_size_up_to_max() {
-        let mut buffer = vec![0xff; 64];
+        let mut slots = ReceiveSlots::new(4);
         let steps = vec![
             Ok(Some((&b""[..], "127.0.0.1:9"))),
             Ok(Some((&b"ab"[..], "127.0.0.1:9"))),
             Ok(Some((&b"cde"[..], "127.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(2, &mut buffer, None, &AllowAll, scripted(steps));
+        let batch = collect_datagrams(2, &mut slots, None, &AllowAll, scripted(steps));
         assert_eq!(batch.received.len(), 2);
         assert_eq!(batch.received[0].data, b"");
         assert_eq!(batch.received[1].data, b"ab");
@@ -382,15 +471,33 @@ mod tests {
     }
 
     #[test]
+    fn a_receive_larger_than_the_slots_takes_several_batches() {
+        let mut slots = ReceiveSlots::new(2);
+        let steps: Vec<Step> = (0..5)
+            .map(|_| Ok(Some((&b"x"[..], "127.0.0.1:9"))))
+            .collect();
+        let calls = std::cell::Cell::new(0);
+        let mut next = scripted(steps);
+        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, |slots, asked, landed| {
+            calls.set(calls.get() + 1);
+            next(slots, asked, landed)
+        });
+        assert_eq!(batch.received.len(), 5);
+        // 2 + 2 + 1: the short third batch shows the queue is dry, so no
+        // fourth call is made.
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
     fn unwanted_sources_are_discarded_and_counted() {
-        let mut buffer = vec![0; 64];
+        let mut slots = ReceiveSlots::new(4);
         let peer: SocketAddr = "127.0.0.1:9".parse().expect("addr");
         let steps = vec![
             Ok(Some((&b"stranger"[..], "127.0.0.1:10"))),
             Ok(Some((&b"peer"[..], "127.0.0.1:9"))),
             Ok(Some((&b"refused source"[..], "10.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(10, &mut buffer, Some(peer), &AllowAll, scripted(steps));
+        let batch = collect_datagrams(10, &mut slots, Some(peer), &AllowAll, scripted(steps));
         assert_eq!(batch.received.len(), 1);
         assert_eq!(batch.received[0].data, b"peer");
         assert_eq!(batch.discarded, 2);
@@ -398,29 +505,59 @@ mod tests {
         let steps = vec![
             Ok(Some((&b"outside"[..], "10.0.0.1:9"))),
             Ok(Some((&b"inside"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"outside again"[..], "10.0.0.1:9"))),
         ];
         let batch = collect_datagrams(
             10,
-            &mut buffer,
+            &mut slots,
             None,
             &AllowList::loopback(),
             scripted(steps),
         );
         assert_eq!(batch.received.len(), 1);
-        assert_eq!(batch.discarded, 1);
+        assert_eq!(batch.received[0].data, b"inside");
+        assert_eq!(batch.discarded, 2);
     }
 
     #[test]
     fn a_flood_of_unwanted_datagrams_cannot_keep_a_receive_busy() {
-        let mut buffer = vec![0; 64];
+        let mut slots = ReceiveSlots::new(4);
         let calls = std::cell::Cell::new(0);
-        let batch = collect_datagrams(10, &mut buffer, None, &crate::policy::DenyAll, |buffer| {
-            calls.set(calls.get() + 1);
-            buffer[0] = 1;
-            Ok(Some((1, "127.0.0.1:9".parse().expect("addr"))))
-        });
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            None,
+            &crate::policy::DenyAll,
+            |slots, asked, landed| {
+                calls.set(calls.get() + 1);
+                landed.clear();
+                for (slot, buffer) in slots.slots_mut(asked).enumerate() {
+                    buffer[0] = 1;
+                    let source = "127.0.0.1:9".parse().expect("addr");
+                    landed.push(Received {
+                        slot,
+                        len: 1,
+                        source,
+                    });
+                }
+                Ok(())
+            },
+        );
         assert!(batch.received.is_empty());
         assert_eq!(batch.discarded, MAX_DISCARDS_PER_RECEIVE);
-        assert_eq!(calls.get(), MAX_DISCARDS_PER_RECEIVE);
+        assert_eq!(calls.get(), MAX_DISCARDS_PER_RECEIVE / 4);
+    }
+
+    #[test]
+    fn permits_follow_the_send_buffer_and_the_payload_size() {
+        // Linux's default SO_SNDBUF.
+        let default = 212_992;
+        assert_eq!(permits_for(default, 0, 64), 64);
+        assert_eq!(permits_for(default, 1400, 64), 43);
+        assert_eq!(permits_for(default, 65_507, 64), 1);
+        assert_eq!(permits_for(4608, 64, 64), 2);
+        // Never zero while the kernel reports room, never above the cap.
+        assert_eq!(permits_for(0, 65_507, 64), 1);
+        assert_eq!(permits_for(usize::MAX, 0, 16), 16);
     }
 }

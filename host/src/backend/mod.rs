@@ -6,6 +6,8 @@
 //! creation flags, the Linux port-pinning workaround, option syscalls) lives
 //! below it, in [`tokio`].
 
+#[cfg(target_os = "linux")]
+mod mmsg;
 pub(crate) mod tokio;
 
 use std::net::SocketAddr;
@@ -48,4 +50,59 @@ pub(crate) struct SendOutcome {
     /// Why it stopped before the end of the batch, unless it stopped because
     /// the socket's send buffer was full.
     pub error: Option<std::io::Error>,
+    /// Whether it stopped because the socket's send buffer was full.
+    pub buffer_full: bool,
+}
+
+/// Where one received datagram landed in a [`ReceiveSlots`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Received {
+    /// Which slot holds it.
+    pub slot: usize,
+    /// Its length in bytes.
+    pub len: usize,
+    /// Who sent it.
+    pub source: SocketAddr,
+}
+
+/// Scratch space a batched receive reads into: `count` slots, each large
+/// enough for any UDP datagram, so nothing is ever truncated.
+///
+/// The storage is zero-allocated, which the allocator serves from fresh
+/// pages; a page only becomes resident once a datagram is written to it, so
+/// slots that only ever see small datagrams cost a page each.
+pub(crate) struct ReceiveSlots {
+    storage: Vec<u8>,
+    count: usize,
+}
+
+impl ReceiveSlots {
+    /// Bytes per slot: the largest UDP payload (IPv6's 65527), rounded up to
+    /// a whole number of pages.
+    pub const SLOT_SIZE: usize = 65_536;
+
+    /// `count` empty slots (at least one).
+    pub fn new(count: usize) -> Self {
+        let count = count.max(1);
+        Self {
+            storage: vec![0; count * Self::SLOT_SIZE],
+            count,
+        }
+    }
+
+    /// How many datagrams one batch can take.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The bytes of `received`.
+    pub fn datagram(&self, received: &Received) -> &[u8] {
+        let start = received.slot * Self::SLOT_SIZE;
+        &self.storage[start..start + received.len]
+    }
+
+    /// The first `n` slots, as buffers to receive into.
+    pub fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
+        self.storage.chunks_exact_mut(Self::SLOT_SIZE).take(n)
+    }
 }

@@ -4,13 +4,13 @@ use wasmtime::component::Resource;
 use wasmtime_wasi::p2::Network;
 use wasmtime_wasi_io::poll::{DynPollable, subscribe};
 
-use crate::backend::Transmit;
+use crate::backend::{ReceiveSlots, Transmit};
 use crate::bindings::wasi::sockets::udp::{
     Host, HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
     OutgoingDatagram,
 };
 use crate::bindings::{IpAddressFamily, IpSocketAddress};
-use crate::ctx::{MAX_DATAGRAM_SIZE, UdpCtxView};
+use crate::ctx::{RECEIVE_SLOTS, UdpCtxView};
 use crate::error::SocketResult;
 use crate::socket::UdpSocket;
 use crate::streams::{AlwaysReady, IncomingDatagramStream, OutgoingDatagramStream};
@@ -118,11 +118,11 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
             .unwrap_or(usize::MAX)
             .min(self.ctx.max_receive_batch);
         let stream = self.table.get(&this)?;
-        if self.ctx.receive_buffer.len() < MAX_DATAGRAM_SIZE {
-            self.ctx.receive_buffer.resize(MAX_DATAGRAM_SIZE, 0);
-        }
-        let received =
-            stream.receive(max, &mut self.ctx.receive_buffer, self.ctx.policy.as_ref())?;
+        let slots = self
+            .ctx
+            .receive_slots
+            .get_or_insert_with(|| ReceiveSlots::new(RECEIVE_SLOTS));
+        let received = stream.receive(max, slots, self.ctx.policy.as_ref())?;
         Ok(received
             .into_iter()
             .map(|datagram| IncomingDatagram {
