@@ -1,30 +1,126 @@
 //! `wasi-udp-bench`: runs the `bench_*` guest workloads on this provider and
-//! on wasmtime-wasi's builtin UDP in one process, and the same pattern
-//! natively, alternating runs, and prints medians, min/max and ratios.
+//! on wasmtime-wasi's builtin UDP in one process, and the same patterns
+//! natively (one syscall per datagram, and with `sendmmsg`/`recvmmsg`
+//! batches, the ceiling), alternating runs, and prints medians, min/max and
+//! ratios as a markdown table.
 //!
-//! `cargo run --release -p wasi-udp-bench -- [--quick]`
+//! `cargo run --release -p wasi-udp-bench -- [--quick] [--only NAME]`
+//!
+//! Memory workloads run in a child process each (the same binary with
+//! `--child`), so that one run's peak resident set cannot hide another's.
 
 mod native;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use wasi_udp_conformance::hosts::{Against, Exit};
 use wasi_udp_conformance::suite::Needs;
 
-/// One measurement of one workload on one host.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    /// Datagrams per second (blast) or median round trip in µs (pingpong).
-    value: f64,
-    /// Loss (blast) or p99 round trip in µs (pingpong).
-    extra: f64,
+/// What one blast run achieved.
+pub struct BlastResult {
+    /// Datagrams that arrived.
+    pub received: u64,
+    /// From the first send to the last receive.
+    pub elapsed: Duration,
 }
 
-struct Workload {
-    name: String,
-    /// Higher is better for `value` (datagrams/s) unless it is a latency.
-    latency: bool,
-    guest: &'static str,
-    args: Vec<String>,
-    native: Box<dyn Fn() -> Sample>,
+/// Where a workload runs: a column of the table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Ours,
+    WasmtimeWasi,
+    Native,
+    NativeMmsg,
+}
+
+const VARIANTS: [Variant; 4] = [
+    Variant::Ours,
+    Variant::WasmtimeWasi,
+    Variant::Native,
+    Variant::NativeMmsg,
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ours => "ours",
+            Self::WasmtimeWasi => "wasmtime-wasi",
+            Self::Native => "native",
+            Self::NativeMmsg => "native-mmsg",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        VARIANTS.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// A workload and its size.
+#[derive(Clone, Copy)]
+enum Kind {
+    Blast {
+        count: u64,
+        size: usize,
+        window: u64,
+    },
+    PingPong {
+        rounds: usize,
+    },
+    ManySockets {
+        count: usize,
+    },
+    Idle {
+        count: usize,
+    },
+}
+
+/// One row of the table: what a metric is called and which way is better.
+struct Metric {
+    name: &'static str,
+    higher_is_better: bool,
+}
+
+impl Kind {
+    fn name(self) -> String {
+        match self {
+            Self::Blast {
+                size, window: 0, ..
+            } => format!("blast {size} B unwindowed"),
+            Self::Blast { size, window, .. } => format!("blast {size} B window {window}"),
+            Self::PingPong { .. } => "pingpong 64 B".into(),
+            Self::ManySockets { count } => format!("many-sockets {count}"),
+            Self::Idle { count } => format!("idle {count}"),
+        }
+    }
+
+    fn metrics(self) -> &'static [Metric] {
+        const fn m(name: &'static str, higher_is_better: bool) -> Metric {
+            Metric {
+                name,
+                higher_is_better,
+            }
+        }
+        const BLAST: &[Metric] = &[
+            m("dgram/s", true),
+            m("MB/s", true),
+            m("lost", false),
+            m("CPU µs/dgram", false),
+        ];
+        const PINGPONG: &[Metric] = &[m("median µs", false), m("p99 µs", false)];
+        const MANY_SOCKETS: &[Metric] = &[m("wall ms", false), m("peak RSS MiB", false)];
+        const IDLE: &[Metric] = &[m("KiB/socket", false)];
+        match self {
+            Self::Blast { .. } => BLAST,
+            Self::PingPong { .. } => PINGPONG,
+            Self::ManySockets { .. } => MANY_SOCKETS,
+            Self::Idle { .. } => IDLE,
+        }
+    }
+
+    fn runs_on(self, variant: Variant) -> bool {
+        variant != Variant::NativeMmsg || matches!(self, Self::Blast { .. })
+    }
 }
 
 fn guest_path(name: &str) -> &'static str {
@@ -35,145 +131,405 @@ fn guest_path(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no guest {name}"))
 }
 
-fn parse_guest(workload: &Workload, stdout: &str) -> Option<Sample> {
-    let line = stdout.lines().last()?;
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    if workload.latency {
-        let mut rtts: Vec<f64> = fields
-            .get(1..)?
-            .iter()
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        Some(latency_sample(&mut rtts))
-    } else {
-        let received: f64 = fields.get(1)?.parse().ok()?;
-        let elapsed_ns: f64 = fields.get(3)?.parse().ok()?;
-        let count: f64 = workload.args[0].parse().ok()?;
-        Some(Sample {
-            value: received / (elapsed_ns / 1e9),
-            extra: count - received,
-        })
-    }
-}
-
-/// Median and p99 (µs) of round-trip times in nanoseconds.
-fn latency_sample(rtts_ns: &mut [f64]) -> Sample {
+/// Median and p99 of `rtts_ns`, sorted in place.
+pub fn latency_sample(rtts_ns: &mut [f64]) -> (f64, f64) {
     rtts_ns.sort_by(f64::total_cmp);
-    let at = |q: f64| rtts_ns[((rtts_ns.len() as f64 - 1.0) * q).round() as usize] / 1000.0;
-    Sample {
-        value: at(0.5),
-        extra: at(0.99),
+    let at = |q: f64| rtts_ns[((rtts_ns.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Nanoseconds to microseconds.
+pub fn rtts_summary((median, p99): (f64, f64)) -> (f64, f64) {
+    (median / 1000.0, p99 / 1000.0)
+}
+
+/// User plus system CPU time this process has used.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let micros = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    micros(usage.user_time()) + micros(usage.system_time())
+}
+
+/// The blast metrics from a run.
+fn blast_metrics(kind: Kind, result: &BlastResult, cpu: Duration) -> Vec<f64> {
+    let Kind::Blast { count, size, .. } = kind else {
+        unreachable!("blast metrics of a blast")
+    };
+    let seconds = result.elapsed.as_secs_f64();
+    let rate = result.received as f64 / seconds;
+    vec![
+        rate,
+        rate * size as f64 / 1e6,
+        (count - result.received) as f64,
+        cpu.as_secs_f64() * 1e6 / result.received.max(1) as f64,
+    ]
+}
+
+/// The last line a guest printed, as `name value` pairs.
+fn guest_fields(stdout: &str) -> Vec<(String, String)> {
+    let line = stdout.lines().last().unwrap_or_default();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .chunks(2)
+        .filter(|pair| pair.len() == 2)
+        .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+        .collect()
+}
+
+fn field(fields: &[(String, String)], name: &str) -> Option<f64> {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// Runs `kind` once on a guest host, in this process.
+fn run_in_process(kind: Kind, host: &Against) -> Result<Vec<f64>, String> {
+    let (guest, args) = match kind {
+        Kind::Blast {
+            count,
+            size,
+            window,
+        } => (
+            "bench_blast",
+            vec![count.to_string(), size.to_string(), window.to_string()],
+        ),
+        Kind::PingPong { rounds } => ("bench_pingpong", vec![rounds.to_string()]),
+        Kind::ManySockets { .. } | Kind::Idle { .. } => unreachable!("child workloads"),
+    };
+    let path = guest_path(guest);
+    host.prepare(path)?;
+    let cpu_before = cpu_time();
+    let run = host.run(path, &args, Needs::Loopback);
+    let cpu = cpu_time() - cpu_before;
+    if run.exit != Exit::Code(0) {
+        return Err(format!("{:?} {}", run.exit, run.stderr));
+    }
+    match kind {
+        Kind::Blast { .. } => {
+            let fields = guest_fields(&run.stdout);
+            let received = field(&fields, "received").ok_or("no `received` printed")?;
+            let elapsed_ns = field(&fields, "elapsed_ns").ok_or("no `elapsed_ns` printed")?;
+            let result = BlastResult {
+                received: received as u64,
+                elapsed: Duration::from_nanos(elapsed_ns as u64),
+            };
+            Ok(blast_metrics(kind, &result, cpu))
+        }
+        _ => {
+            let line = run.stdout.lines().last().unwrap_or_default();
+            let mut rtts: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            if rtts.is_empty() {
+                return Err("no round trips printed".into());
+            }
+            let (median, p99) = rtts_summary(latency_sample(&mut rtts));
+            Ok(vec![median, p99])
+        }
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// Runs `kind` once natively, in this process.
+fn run_native(kind: Kind, variant: Variant) -> Vec<f64> {
+    match kind {
+        Kind::Blast {
+            count,
+            size,
+            window,
+        } => {
+            let cpu_before = cpu_time();
+            let result = if variant == Variant::NativeMmsg {
+                native::blast_mmsg(count, size, window)
+            } else {
+                native::blast(count, size, window)
+            };
+            blast_metrics(kind, &result, cpu_time() - cpu_before)
+        }
+        Kind::PingPong { rounds } => {
+            let (median, p99) = native::pingpong(rounds);
+            vec![median, p99]
+        }
+        Kind::ManySockets { .. } | Kind::Idle { .. } => unreachable!("child workloads"),
+    }
+}
+
+/// Runs `count` sockets (exchanging or idle) on `variant` in a child
+/// process; returns (wall ms, peak resident KiB during the workload).
+fn run_child(variant: Variant, count: usize, exchange: bool) -> Result<(f64, f64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .args([
+            "--child",
+            variant.name(),
+            &count.to_string(),
+            if exchange { "1" } else { "0" },
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "{}: {}{}",
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let fields = guest_fields(&stdout);
+    match (field(&fields, "wall_ms"), field(&fields, "peak_kib")) {
+        (Some(wall), Some(peak)) => Ok((wall, peak)),
+        _ => Err(format!("child printed {stdout}")),
+    }
+}
+
+fn run_memory_workload(kind: Kind, variant: Variant) -> Result<Vec<f64>, String> {
+    match kind {
+        Kind::ManySockets { count } => {
+            let (wall, peak) = run_child(variant, count, true)?;
+            Ok(vec![wall, peak / 1024.0])
+        }
+        Kind::Idle { count } => {
+            let (_, base) = run_child(variant, 0, false)?;
+            let (_, peak) = run_child(variant, count, false)?;
+            Ok(vec![(peak - base).max(0.0) / count as f64])
+        }
+        _ => unreachable!("memory workloads only"),
+    }
+}
+
+/// `VmHWM`, the peak resident set, in KiB.
+fn peak_resident_kib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Child mode: `--child VARIANT COUNT EXCHANGE`. Prints `wall_ms W
+/// peak_kib P`, the peak measured from just before the workload starts
+/// (after the guest is compiled).
+fn child(args: &[String]) -> Result<(), String> {
+    let [variant, count, exchange] = args else {
+        return Err("usage: --child VARIANT COUNT EXCHANGE".into());
+    };
+    let variant = Variant::parse(variant).ok_or("unknown variant")?;
+    let count: usize = count.parse().map_err(|_| "COUNT")?;
+    let exchange = exchange == "1";
+    // Every socket is a descriptor: let this process have as many as the
+    // hard limit allows.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let host = match variant {
+        Variant::Ours => Some(Against::parse("ours")?.with_socket_limit(count + 16)),
+        Variant::WasmtimeWasi => Some(Against::parse("wasmtime-wasi")?),
+        _ => None,
+    };
+    let path = guest_path("bench_many_sockets");
+    if let Some(host) = &host {
+        host.prepare(path)?;
+    }
+    // Linux resets VmHWM to the current resident set on "5" (proc(5)), so
+    // compiling the guest does not count.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let start = Instant::now();
+    match &host {
+        Some(host) => {
+            let args = [count.to_string(), (exchange as u8).to_string()];
+            let run = host.run(path, &args, Needs::Loopback);
+            if run.exit != Exit::Code(0) {
+                return Err(format!("{:?} {}", run.exit, run.stderr));
+            }
+        }
+        None => {
+            native::many_sockets(count, exchange);
+        }
+    }
+    let wall = start.elapsed();
+    println!(
+        "wall_ms {:.1} peak_kib {}",
+        wall.as_secs_f64() * 1e3,
+        peak_resident_kib()
+    );
+    Ok(())
+}
+
+/// Median, min and max.
+fn summary(values: &[f64]) -> Option<(f64, f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some((
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+    ))
+}
+
+fn format_value(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
-    let (count, rounds, repetitions) = if quick {
-        (2_000, 200, 1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        if let Err(error) = child(&args[1..]) {
+            eprintln!("wasi-udp-bench child: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
+    let only = args
+        .iter()
+        .position(|arg| arg == "--only")
+        .and_then(|i| args.get(i + 1));
+    let (count, rounds, sockets, repetitions) = if quick {
+        (2_000, 200, 200, 1)
     } else {
-        (200_000, 5_000, 5)
+        (200_000, 5_000, 10_000, 5)
     };
-    let blast = |size: usize, window: u64| Workload {
-        name: format!(
-            "blast {size} B{}",
-            if window == 0 {
-                " unwindowed".to_string()
-            } else {
-                format!(" window {window}")
-            }
-        ),
-        latency: false,
-        guest: "bench_blast",
-        args: vec![count.to_string(), size.to_string(), window.to_string()],
-        native: Box::new(move || native::blast(count, size, window)),
+    let blast = |size, window| Kind::Blast {
+        count,
+        size,
+        window,
     };
-    let workloads = vec![
+    let kinds = [
         blast(64, 256),
         blast(1400, 256),
         blast(64, 0),
-        Workload {
-            name: "pingpong 64 B".into(),
-            latency: true,
-            guest: "bench_pingpong",
-            args: vec![rounds.to_string()],
-            native: Box::new(move || native::pingpong(rounds)),
-        },
+        Kind::PingPong { rounds },
+        Kind::ManySockets { count: sockets },
+        Kind::Idle { count: sockets },
     ];
     let hosts = [
         Against::parse("ours").expect("our host"),
         Against::parse("wasmtime-wasi").expect("wasmtime-wasi host"),
     ];
 
-    println!("| workload | ours | wasmtime-wasi | native | ours/wasmtime-wasi | ours/native |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| workload | metric | ours | wasmtime-wasi | native | native-mmsg | ours/wasmtime-wasi | ours/native | ours/native-mmsg |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut headline = Vec::new();
-    for workload in &workloads {
-        let mut samples: [Vec<Sample>; 3] = Default::default();
-        for _ in 0..repetitions {
-            for (index, host) in hosts.iter().enumerate() {
-                let run = host.run(guest_path(workload.guest), &workload.args, Needs::Loopback);
-                match (&run.exit, parse_guest(workload, &run.stdout)) {
-                    (Exit::Code(0), Some(sample)) => samples[index].push(sample),
-                    _ => eprintln!(
-                        "{} on {}: {:?} {}",
-                        workload.name,
-                        host.name(),
-                        run.exit,
-                        run.stderr
-                    ),
+    for kind in kinds {
+        let name = kind.name();
+        if only.is_some_and(|only| !name.starts_with(only.as_str())) {
+            continue;
+        }
+        let memory = matches!(kind, Kind::ManySockets { .. } | Kind::Idle { .. });
+        let reps = if memory {
+            repetitions.min(3)
+        } else {
+            repetitions
+        };
+        // samples[variant][metric] = one value per repetition.
+        let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); kind.metrics().len()]; 4];
+        for _ in 0..reps {
+            for (index, variant) in VARIANTS.into_iter().enumerate() {
+                if !kind.runs_on(variant) {
+                    continue;
+                }
+                let result = match (memory, variant) {
+                    (true, _) => run_memory_workload(kind, variant),
+                    (false, Variant::Ours) => run_in_process(kind, &hosts[0]),
+                    (false, Variant::WasmtimeWasi) => run_in_process(kind, &hosts[1]),
+                    (false, _) => Ok(run_native(kind, variant)),
+                };
+                match result {
+                    Ok(values) => {
+                        for (metric, value) in values.into_iter().enumerate() {
+                            samples[index][metric].push(value);
+                        }
+                    }
+                    Err(error) => eprintln!("run failed: {name} on {}: {error}", variant.name()),
                 }
             }
-            samples[2].push((workload.native)());
         }
-        let cell = |samples: &[Sample]| -> (String, f64) {
-            if samples.is_empty() {
-                return ("failed".into(), f64::NAN);
-            }
-            let mut values: Vec<f64> = samples.iter().map(|s| s.value).collect();
-            let mut extras: Vec<f64> = samples.iter().map(|s| s.extra).collect();
-            let (min, max) = values
+        for (metric_index, metric) in kind.metrics().iter().enumerate() {
+            let medians: Vec<Option<(f64, f64, f64)>> = samples
                 .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-            let value = median(&mut values);
-            let extra = median(&mut extras);
-            let text = if workload.latency {
-                format!("median {value:.1} µs, p99 {extra:.1} µs (median {min:.1}–{max:.1})")
-            } else {
-                format!("{value:.0} dgram/s, lost {extra:.0} ({min:.0}–{max:.0})")
+                .map(|variant| summary(&variant[metric_index]))
+                .collect();
+            let cell = |summary: &Option<(f64, f64, f64)>| match summary {
+                None => "–".to_string(),
+                Some((median, min, max)) if reps > 1 => format!(
+                    "{} ({}–{})",
+                    format_value(*median),
+                    format_value(*min),
+                    format_value(*max)
+                ),
+                Some((median, _, _)) => format_value(*median),
             };
-            (text, value)
-        };
-        let (ours, ours_value) = cell(&samples[0]);
-        let (theirs, theirs_value) = cell(&samples[1]);
-        let (native, native_value) = cell(&samples[2]);
-        // Ratios read "how many times better ours is": throughput ratio, or
-        // the inverse for latency.
-        let ratio = |other: f64| {
-            if workload.latency {
-                other / ours_value
+            let ours = medians[0].map(|(median, _, _)| median);
+            let ratio = |other: &Option<(f64, f64, f64)>| match (ours, other) {
+                (Some(ours), Some((other, _, _))) if *other != 0.0 => {
+                    format!("{:.2}", ours / other)
+                }
+                _ => "–".to_string(),
+            };
+            let arrow = if metric.higher_is_better {
+                "↑"
             } else {
-                ours_value / other
+                "↓"
+            };
+            println!(
+                "| {name} | {} {arrow} | {} | {} | {} | {} | {} | {} | {} |",
+                metric.name,
+                cell(&medians[0]),
+                cell(&medians[1]),
+                cell(&medians[2]),
+                cell(&medians[3]),
+                ratio(&medians[1]),
+                ratio(&medians[2]),
+                ratio(&medians[3]),
+            );
+            let key = name.replace(' ', "");
+            let mut add = |label: &str, other: usize, other_name: &str| {
+                headline.push(format!(
+                    "{key}{label} ours/{other_name}={}",
+                    ratio(&medians[other])
+                ));
+            };
+            match (kind, metric.name) {
+                (Kind::Blast { window, .. }, "dgram/s") if window != 0 => {
+                    add("", 1, "wasmtime-wasi");
+                    add("", 3, "native-mmsg");
+                }
+                (Kind::Blast { window, .. }, "CPU µs/dgram") if window != 0 => {
+                    add("-cpu", 2, "native");
+                }
+                (Kind::PingPong { .. }, "median µs") => add("-median", 2, "native"),
+                (Kind::PingPong { .. }, "p99 µs") => add("-p99", 2, "native"),
+                (Kind::ManySockets { .. }, "peak RSS MiB") => add("-rss", 1, "wasmtime-wasi"),
+                (Kind::Idle { .. }, _) => add("", 1, "wasmtime-wasi"),
+                _ => {}
             }
-        };
-        let (vs_theirs, vs_native) = (ratio(theirs_value), ratio(native_value));
-        println!(
-            "| {} | {ours} | {theirs} | {native} | {vs_theirs:.2} | {vs_native:.2} |",
-            workload.name
-        );
-        let key = workload.name.replace(' ', "");
-        headline.push(format!(
-            "{key} ours/wasmtime-wasi={vs_theirs:.2} ours/native={vs_native:.2}"
-        ));
+        }
     }
     println!();
     println!(
-        "{} repetition(s); latency ratios are inverted so that above 1 means ours is faster",
-        repetitions
+        "{repetitions} repetition(s) (memory workloads: {}), in-process runs alternate ours, \
+         wasmtime-wasi, native, native-mmsg; each cell is the median (min–max); \
+         ratios are ours/other of the metric (↑: higher is better, ↓: lower is better)",
+        repetitions.min(3)
     );
     println!("{}", headline.join("  "));
 }

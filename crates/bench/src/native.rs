@@ -1,25 +1,42 @@
-//! The workloads natively, with std's UdpSocket, in the same pattern as the
-//! guests: one process, two sockets, loopback.
+//! The workloads natively, in the same pattern as the guests: one process,
+//! loopback. `blast` uses std's `UdpSocket` one datagram per syscall, as a
+//! plain program would; `blast_mmsg` uses `sendmmsg`/`recvmmsg` batches of
+//! 64, the ceiling a host provider can aim for.
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::{Sample, latency_sample};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 
-/// `count` datagrams of `size` bytes, at most `window` in flight (0: none).
-pub fn blast(count: u64, size: usize, window: u64) -> Sample {
+use crate::{BlastResult, latency_sample, rtts_summary};
+
+/// Most datagrams per turn, as the guests' send and receive batches.
+const TURN: u64 = 64;
+
+/// Two connected, non-blocking loopback sockets with the receive buffer the
+/// guests ask for.
+fn blast_pair() -> (UdpSocket, UdpSocket) {
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind rx");
     let tx = UdpSocket::bind("127.0.0.1:0").expect("bind tx");
     tx.connect(rx.local_addr().expect("addr")).expect("connect");
-    // The guests ask for the same receive buffer.
     socket2::SockRef::from(&rx)
         .set_recv_buffer_size(4 << 20)
         .expect("receive buffer");
     rx.set_nonblocking(true).expect("nonblocking");
     tx.set_nonblocking(true).expect("nonblocking");
-    let payload = vec![0xab; size];
-    let mut buffer = vec![0; 65536];
+    (rx, tx)
+}
+
+/// The loop both blasts share: `send(n)` sends up to `n` and returns how
+/// many went, `receive()` takes up to [`TURN`] and returns how many came.
+fn blast_loop(
+    count: u64,
+    window: u64,
+    mut send: impl FnMut(u64) -> u64,
+    mut receive: impl FnMut() -> u64,
+) -> BlastResult {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);
     let (mut sent, mut received) = (0u64, 0u64);
@@ -30,26 +47,11 @@ pub fn blast(count: u64, size: usize, window: u64) -> Sample {
         } else {
             (received + window).min(count)
         };
-        // At most 64 per turn, as the guest's send batches are.
-        let limit = limit.min(sent + 64);
-        while sent < limit {
-            match tx.send(&payload) {
-                Ok(_) => sent += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("send: {e}"),
-            }
+        let room = limit.saturating_sub(sent).min(TURN);
+        if room > 0 {
+            sent += send(room);
         }
-        let mut got = 0;
-        loop {
-            match rx.recv(&mut buffer) {
-                Ok(_) => got += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("recv: {e}"),
-            }
-            if got == 64 {
-                break;
-            }
-        }
+        let got = receive();
         received += got;
         if got > 0 {
             idle_since = None;
@@ -61,15 +63,99 @@ pub fn blast(count: u64, size: usize, window: u64) -> Sample {
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    Sample {
-        value: received as f64 / elapsed,
-        extra: (count - received) as f64,
+    BlastResult {
+        received,
+        elapsed: start.elapsed(),
     }
 }
 
-/// `rounds` round trips of a 64-byte datagram between two blocking sockets.
-pub fn pingpong(rounds: usize) -> Sample {
+fn would_block_is_zero(result: io::Result<usize>) -> u64 {
+    match result {
+        Ok(n) => n as u64,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+        Err(e) => panic!("native blast: {e}"),
+    }
+}
+
+/// `count` datagrams of `size` bytes, at most `window` in flight (0: none),
+/// one syscall per datagram.
+pub fn blast(count: u64, size: usize, window: u64) -> BlastResult {
+    let (rx, tx) = blast_pair();
+    let payload = vec![0xab; size];
+    let mut buffer = vec![0; 65536];
+    blast_loop(
+        count,
+        window,
+        |room| {
+            let mut sent = 0;
+            while sent < room {
+                match would_block_is_zero(tx.send(&payload).map(|_| 1)) {
+                    0 => break,
+                    n => sent += n,
+                }
+            }
+            sent
+        },
+        || {
+            let mut got = 0;
+            while got < TURN {
+                match would_block_is_zero(rx.recv(&mut buffer).map(|_| 1)) {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            got
+        },
+    )
+}
+
+/// The same as [`blast`], with one `sendmmsg` and one `recvmmsg` per turn.
+pub fn blast_mmsg(count: u64, size: usize, window: u64) -> BlastResult {
+    let (rx, tx) = blast_pair();
+    let payload = vec![0xab; size];
+    let payloads: Vec<[IoSlice<'_>; 1]> = (0..TURN).map(|_| [IoSlice::new(&payload)]).collect();
+    let no_address: Vec<Option<SockaddrStorage>> = vec![None; TURN as usize];
+    let mut storage = vec![0u8; TURN as usize * 2048];
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(TURN as usize, None);
+    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(TURN as usize, None);
+    blast_loop(
+        count,
+        window,
+        |room| {
+            let result = sendmmsg(
+                tx.as_raw_fd(),
+                &mut send_headers,
+                &payloads[..room as usize],
+                &no_address[..room as usize],
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(Iterator::count)
+            .map_err(io::Error::from);
+            would_block_is_zero(result)
+        },
+        || {
+            let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
+                .chunks_exact_mut(2048)
+                .map(|slot| [IoSliceMut::new(slot)])
+                .collect();
+            let result = recvmmsg(
+                rx.as_raw_fd(),
+                &mut receive_headers,
+                buffers.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map(Iterator::count)
+            .map_err(io::Error::from);
+            would_block_is_zero(result)
+        },
+    )
+}
+
+/// `rounds` round trips of a 64-byte datagram between two blocking sockets;
+/// (median, p99) in µs.
+pub fn pingpong(rounds: usize) -> (f64, f64) {
     let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
     let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
     a.connect(b.local_addr().expect("addr")).expect("connect a");
@@ -90,5 +176,33 @@ pub fn pingpong(rounds: usize) -> Sample {
         a.recv(&mut buffer).expect("recv a");
         times.push(start.elapsed().as_nanos() as f64);
     }
-    latency_sample(&mut times)
+    rtts_summary(latency_sample(&mut times))
+}
+
+/// `count` bound sockets; with `exchange`, each sends a 64-byte datagram to
+/// the next (a ring) and each then receives one. Returns the elapsed time.
+pub fn many_sockets(count: usize, exchange: bool) -> Duration {
+    let start = Instant::now();
+    let sockets: Vec<UdpSocket> = (0..count)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    if exchange && count > 0 {
+        let addresses: Vec<_> = sockets
+            .iter()
+            .map(|s| s.local_addr().expect("addr"))
+            .collect();
+        for (i, socket) in sockets.iter().enumerate() {
+            socket
+                .send_to(&[i as u8; 64], addresses[(i + 1) % count])
+                .expect("send");
+        }
+        let mut buffer = [0u8; 128];
+        for socket in &sockets {
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            socket.recv(&mut buffer).expect("receive");
+        }
+    }
+    start.elapsed()
 }

@@ -1,9 +1,11 @@
 //! The hosts a guest can run on: this provider and wasmtime-wasi's builtin
 //! UDP in-process, or any command line.
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use wasi_udp_host::policy::{Denial, SocketUse, UdpPolicy};
@@ -99,6 +101,23 @@ impl Against {
         }
     }
 
+    /// Compiles the guest at `path` now, so that a later [`run`](Self::run)
+    /// measures only the guest. Does nothing for a command line.
+    pub fn prepare(&self, path: &str) -> Result<(), String> {
+        match self {
+            Self::Ours(host) | Self::WasmtimeWasi(host) => host.component(path).map(drop),
+            Self::Command(_) => Ok(()),
+        }
+    }
+
+    /// Sets our provider's per-store socket limit (other hosts have none).
+    pub fn with_socket_limit(mut self, limit: usize) -> Self {
+        if let Self::Ours(host) = &mut self {
+            host.max_sockets = Some(limit);
+        }
+        self
+    }
+
     /// Runs the guest at `path` with `args`.
     pub fn run(&self, path: &str, args: &[String], needs: Needs) -> Run {
         match self {
@@ -114,6 +133,11 @@ pub struct InProcess {
     linker: Linker<WasiUdpState>,
     runtime: tokio::runtime::Runtime,
     wasmtime_udp: bool,
+    /// Guests compiled so far, by path: a guest run many times (the
+    /// differential seeds, benchmark repetitions) is compiled once.
+    components: Mutex<HashMap<String, Component>>,
+    /// Our provider's socket limit, when not the library default.
+    max_sockets: Option<usize>,
 }
 
 /// What every conformance host grants: loopback, and binding to TEST-NET-1
@@ -163,6 +187,8 @@ impl InProcess {
             linker,
             runtime,
             wasmtime_udp,
+            components: Mutex::new(HashMap::new()),
+            max_sockets: None,
         })
     }
 
@@ -194,6 +220,21 @@ impl InProcess {
         wasi
     }
 
+    /// The guest at `path`, compiled on first use.
+    fn component(&self, path: &str) -> Result<Component, String> {
+        let mut components = self
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(component) = components.get(path) {
+            return Ok(component.clone());
+        }
+        let component = Component::from_file(&self.engine, path)
+            .map_err(|error| format!("load {path}: {error}"))?;
+        components.insert(path.to_owned(), component.clone());
+        Ok(component)
+    }
+
     fn run(&self, path: &str, args: &[String], needs: Needs) -> Run {
         let stdout = MemoryOutputPipe::new(1 << 20);
         let stderr = MemoryOutputPipe::new(1 << 20);
@@ -203,6 +244,9 @@ impl InProcess {
             .unwrap_or_default();
         let mut udp = UdpCtx::builder();
         udp.policy(ConformancePolicy);
+        if let Some(limit) = self.max_sockets {
+            udp.max_sockets(limit);
+        }
         if let Needs::SocketLimit(limit) = needs {
             udp.max_sockets(limit);
         }
@@ -210,11 +254,17 @@ impl InProcess {
             self.wasi(&name, args, &stdout, &stderr).build(),
             udp.build(),
         );
+        let component = match self.component(path) {
+            Ok(component) => component,
+            Err(error) => {
+                return Run {
+                    exit: Exit::HostError(error),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                };
+            }
+        };
         let exit = self.runtime.block_on(async {
-            let component = match Component::from_file(&self.engine, path) {
-                Ok(component) => component,
-                Err(error) => return Exit::HostError(format!("load {path}: {error}")),
-            };
             let mut store = Store::new(&self.engine, host);
             let run = async {
                 let command =
