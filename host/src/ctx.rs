@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use wasmtime::component::ResourceTable;
 
 use crate::backend::ReceiveSlots;
-use crate::policy::{AllowAll, AllowList, AllowRule, DenyAll, UdpPolicy};
+use crate::limits::{BufferBudget, Limits, SendBucket, SendRate};
+use crate::policy::{DenyAll, Rule, RuleSet, UdpPolicy};
 
 /// Largest payload a UDP datagram can carry over IPv6 (65535 − 8 byte
 /// header); IPv4's is 65507.
@@ -20,33 +21,28 @@ pub const MAX_DATAGRAM_SIZE: usize = 65_527;
 /// datagrams, 2 MiB at most). A `receive` asking for more makes more calls.
 pub(crate) const RECEIVE_SLOTS: usize = 32;
 
-/// Default for [`UdpCtxBuilder::max_sockets`].
-pub const DEFAULT_MAX_SOCKETS: usize = 1024;
-/// Default for [`UdpCtxBuilder::max_send_batch`].
-pub const DEFAULT_MAX_SEND_BATCH: u64 = 64;
-/// Default for [`UdpCtxBuilder::max_receive_batch`].
-pub const DEFAULT_MAX_RECEIVE_BATCH: usize = 64;
-
 /// The UDP provider's state for one store.
 ///
-/// Built with [`UdpCtx::builder`]; the defaults, in one place:
-///
-/// | setting | default |
-/// |---|---|
-/// | policy | [`DenyAll`]: nothing is granted until the embedder says so |
-/// | [`max_sockets`](UdpCtxBuilder::max_sockets) | [`DEFAULT_MAX_SOCKETS`] (1024) live sockets |
-/// | [`max_send_batch`](UdpCtxBuilder::max_send_batch) | [`DEFAULT_MAX_SEND_BATCH`] (64) datagrams permitted per `check-send` |
-/// | [`max_receive_batch`](UdpCtxBuilder::max_receive_batch) | [`DEFAULT_MAX_RECEIVE_BATCH`] (64) datagrams returned per `receive` |
+/// Built with [`UdpCtx::builder`]. The policy defaults to [`DenyAll`]:
+/// nothing is granted until the embedder says so. The limits and their
+/// defaults are listed on [`Limits`].
 pub struct UdpCtx {
     pub(crate) policy: Arc<dyn UdpPolicy>,
-    pub(crate) max_sockets: usize,
-    pub(crate) max_send_batch: u64,
-    pub(crate) max_receive_batch: usize,
+    pub(crate) limits: Limits,
+    pub(crate) shared: Arc<StoreShared>,
     pub(crate) live_sockets: Arc<AtomicUsize>,
-    pub(crate) stats: Arc<UdpStats>,
     /// Scratch space every `receive` of this store reads into before copying
     /// each datagram out at its exact size. Allocated on first use.
     pub(crate) receive_slots: Option<ReceiveSlots>,
+}
+
+/// What a store's sockets share with each other and with the store.
+pub(crate) struct StoreShared {
+    pub stats: UdpStats,
+    pub buffers: BufferBudget,
+    /// Present when the send rate is limited.
+    pub send_bucket: Option<SendBucket>,
+    pub max_datagram_size: usize,
 }
 
 impl UdpCtx {
@@ -57,7 +53,12 @@ impl UdpCtx {
 
     /// Counters of what the guests of this store have done so far.
     pub fn stats(&self) -> UdpStatsSnapshot {
-        self.stats.snapshot()
+        self.shared.stats.snapshot()
+    }
+
+    /// The limits this store runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// How many sockets the guest currently holds (including sockets dropped
@@ -76,56 +77,61 @@ impl Default for UdpCtx {
 impl fmt::Debug for UdpCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UdpCtx")
-            .field("max_sockets", &self.max_sockets)
-            .field("max_send_batch", &self.max_send_batch)
-            .field("max_receive_batch", &self.max_receive_batch)
+            .field("limits", &self.limits)
             .field("live_sockets", &self.live_sockets())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`UdpCtx`]. Every setting and its default is listed on
-/// [`UdpCtx`].
+/// Builds a [`UdpCtx`]. The limits and their defaults are listed on
+/// [`Limits`].
 pub struct UdpCtxBuilder {
     policy: Option<Arc<dyn UdpPolicy>>,
-    allow_list: AllowList,
-    max_sockets: usize,
-    max_send_batch: u64,
-    max_receive_batch: usize,
+    rules: RuleSet,
+    limits: Limits,
 }
 
 impl UdpCtxBuilder {
-    /// A builder with the defaults listed on [`UdpCtx`].
+    /// A builder that grants nothing, with the default [`Limits`].
     pub fn new() -> Self {
         Self {
             policy: None,
-            allow_list: AllowList::new(),
-            max_sockets: DEFAULT_MAX_SOCKETS,
-            max_send_batch: DEFAULT_MAX_SEND_BATCH,
-            max_receive_batch: DEFAULT_MAX_RECEIVE_BATCH,
+            rules: RuleSet::new(),
+            limits: Limits::default(),
         }
     }
 
-    /// Grants what `rule` allows, in addition to earlier grants. Ignored once
-    /// [`policy`](Self::policy) sets a policy of the embedder's own.
-    pub fn allow(&mut self, rule: AllowRule) -> &mut Self {
-        self.allow_list.push(rule);
+    /// Grants what `rule` covers (unless a deny rule refuses it). Ignored
+    /// once [`policy`](Self::policy) sets a policy of the embedder's own.
+    pub fn allow(&mut self, rule: Rule) -> &mut Self {
+        self.rules.allow(rule);
+        self
+    }
+
+    /// Refuses what `rule` covers, whatever an allow rule grants. Ignored
+    /// once [`policy`](Self::policy) sets a policy of the embedder's own.
+    pub fn deny(&mut self, rule: Rule) -> &mut Self {
+        self.rules.deny(rule);
+        self
+    }
+
+    /// Adds every allow and deny rule of `rules`.
+    pub fn rules(&mut self, rules: &RuleSet) -> &mut Self {
+        self.rules.extend(rules);
         self
     }
 
     /// Grants every use of loopback (`127.0.0.0/8`, `::1`) and binding to the
-    /// wildcard addresses; see [`AllowList::loopback`].
+    /// wildcard addresses; see [`RuleSet::loopback`].
     pub fn allow_loopback(&mut self) -> &mut Self {
-        for rule in AllowList::loopback().rules() {
-            self.allow_list.push(rule.clone());
-        }
-        self
+        self.rules(&RuleSet::loopback())
     }
 
-    /// Grants everything the operating system allows.
+    /// Grants everything the operating system allows, except what deny
+    /// rules refuse.
     pub fn inherit_network(&mut self) -> &mut Self {
-        self.policy(AllowAll)
+        self.rules(&RuleSet::everything())
     }
 
     /// Replaces the rules with a policy of the embedder's own.
@@ -134,10 +140,19 @@ impl UdpCtxBuilder {
         self
     }
 
+    /// Sets every limit at once.
+    pub fn limits(&mut self, limits: Limits) -> &mut Self {
+        self.limits = limits;
+        self.max_sockets(limits.max_sockets)
+            .max_send_batch(limits.max_send_batch)
+            .max_receive_batch(limits.max_receive_batch)
+            .max_datagram_size(limits.max_datagram_size)
+    }
+
     /// Most sockets a guest may hold at once; the next `create-udp-socket`
     /// returns `new-socket-limit`. At least 1.
     pub fn max_sockets(&mut self, max: usize) -> &mut Self {
-        self.max_sockets = max.max(1);
+        self.limits.max_sockets = max.max(1);
         self
     }
 
@@ -146,7 +161,7 @@ impl UdpCtxBuilder {
     /// the stream last sent as fit the room the kernel guarantees when it
     /// reports the socket writable.
     pub fn max_send_batch(&mut self, max: u64) -> &mut Self {
-        self.max_send_batch = max.max(1);
+        self.limits.max_send_batch = max.max(1);
         self
     }
 
@@ -154,7 +169,38 @@ impl UdpCtxBuilder {
     /// least 1. Each receive syscall takes up to 32 datagrams; a larger
     /// batch makes more than one.
     pub fn max_receive_batch(&mut self, max: usize) -> &mut Self {
-        self.max_receive_batch = max.max(1);
+        self.limits.max_receive_batch = max.max(1);
+        self
+    }
+
+    /// Largest payload a guest may send (larger is `datagram-too-large`) or
+    /// receive (larger datagrams are dropped and counted in
+    /// [`UdpStatsSnapshot::datagrams_oversized`]). At most
+    /// [`MAX_DATAGRAM_SIZE`], the protocol's own limit.
+    pub fn max_datagram_size(&mut self, max: usize) -> &mut Self {
+        self.limits.max_datagram_size = max.min(MAX_DATAGRAM_SIZE);
+        self
+    }
+
+    /// Largest send or receive buffer a guest may set on one socket; larger
+    /// requests are capped.
+    pub fn max_socket_buffer(&mut self, bytes: usize) -> &mut Self {
+        self.limits.max_socket_buffer = bytes;
+        self
+    }
+
+    /// Most buffer space guests may set across a store's live sockets;
+    /// requests beyond it are capped to what is left.
+    pub fn max_store_buffers(&mut self, bytes: usize) -> &mut Self {
+        self.limits.max_store_buffers = bytes;
+        self
+    }
+
+    /// The store's send rate, shared by all its sockets: `check-send`
+    /// permits only what the tokens allow, returns 0 when they are spent,
+    /// and its pollable wakes when they return.
+    pub fn send_rate(&mut self, rate: SendRate) -> &mut Self {
+        self.limits.send_rate = rate;
         self
     }
 
@@ -162,16 +208,23 @@ impl UdpCtxBuilder {
     pub fn build(&self) -> UdpCtx {
         let policy: Arc<dyn UdpPolicy> = match &self.policy {
             Some(policy) => policy.clone(),
-            None if self.allow_list.rules().is_empty() => Arc::new(DenyAll),
-            None => Arc::new(self.allow_list.clone()),
+            None if self.rules.allow_rules().is_empty() => Arc::new(DenyAll),
+            None => Arc::new(self.rules.clone()),
         };
+        let limits = self.limits;
         UdpCtx {
             policy,
-            max_sockets: self.max_sockets,
-            max_send_batch: self.max_send_batch,
-            max_receive_batch: self.max_receive_batch,
+            limits,
+            shared: Arc::new(StoreShared {
+                stats: UdpStats::default(),
+                buffers: BufferBudget::new(limits.max_socket_buffer, limits.max_store_buffers),
+                send_bucket: limits
+                    .send_rate
+                    .is_limited()
+                    .then(|| SendBucket::new(limits.send_rate)),
+                max_datagram_size: limits.max_datagram_size,
+            }),
             live_sockets: Arc::default(),
-            stats: Arc::default(),
             receive_slots: None,
         }
     }
@@ -205,6 +258,7 @@ pub(crate) struct UdpStats {
     pub datagrams_sent: AtomicU64,
     pub datagrams_received: AtomicU64,
     pub datagrams_filtered: AtomicU64,
+    pub datagrams_oversized: AtomicU64,
     pub denied: AtomicU64,
 }
 
@@ -220,6 +274,7 @@ impl UdpStats {
             datagrams_sent: get(&self.datagrams_sent),
             datagrams_received: get(&self.datagrams_received),
             datagrams_filtered: get(&self.datagrams_filtered),
+            datagrams_oversized: get(&self.datagrams_oversized),
             denied: get(&self.denied),
         }
     }
@@ -238,11 +293,14 @@ pub struct UdpStatsSnapshot {
     /// than the stream's remote address (queued before the association
     /// changed) or from a source the policy refuses.
     pub datagrams_filtered: u64,
+    /// Datagrams taken from the kernel and not returned because they were
+    /// larger than [`Limits::max_datagram_size`].
+    pub datagrams_oversized: u64,
     /// Operations the policy refused.
     pub denied: u64,
 }
 
-/// One live socket's claim on [`UdpCtxBuilder::max_sockets`], released when
+/// One live socket's claim on [`Limits::max_sockets`], released when
 /// the socket and all its streams are gone.
 pub(crate) struct SocketSlot(Arc<AtomicUsize>);
 

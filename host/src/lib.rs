@@ -98,6 +98,7 @@ mod bindings;
 mod ctx;
 mod error;
 mod host;
+pub mod limits;
 pub mod policy;
 mod socket;
 mod streams;
@@ -108,11 +109,11 @@ use wasmtime_wasi::WasiView;
 pub use crate::backend::Family;
 pub use crate::bindings::ErrorCode;
 pub use crate::ctx::{
-    DEFAULT_MAX_RECEIVE_BATCH, DEFAULT_MAX_SEND_BATCH, DEFAULT_MAX_SOCKETS, MAX_DATAGRAM_SIZE,
-    UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState,
+    MAX_DATAGRAM_SIZE, UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState,
 };
 pub use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
-pub use crate::policy::{AllowAll, AllowList, AllowRule, Denial, DenyAll, SocketUse, UdpPolicy};
+pub use crate::limits::{Limits, SendRate};
+pub use crate::policy::{AllowAll, Denial, DenyAll, Rule, RuleSet, SocketUse, UdpPolicy};
 pub use crate::socket::UdpSocket;
 pub use crate::streams::{IncomingDatagramStream, OutgoingDatagramStream};
 

@@ -173,18 +173,26 @@ impl FromStr for IpNet {
     }
 }
 
-/// A rule that grants some uses of some addresses and ports.
+/// Which uses of which addresses a rule covers: a set of [`SocketUse`]s, an
+/// [`IpNet`] and a port range. Whether it allows or denies depends on the
+/// list of a [`RuleSet`] it is in.
+///
+/// Written `[USES:]CIDR[:PORT[-PORT]]`, with USES a comma-separated list of
+/// `bind`, `connect`, `send`, `receive` (or `all`, the default) and IPv6
+/// networks in brackets when ports follow:
+/// `send,connect:10.0.0.0/8:53`, `127.0.0.1`, `bind:0.0.0.0:5353`,
+/// `receive:[fd00::/8]:5000-5100`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AllowRule {
-    /// The uses granted.
+pub struct Rule {
+    /// The uses the rule covers.
     pub uses: Vec<SocketUse>,
-    /// The addresses granted.
+    /// The addresses it covers.
     pub net: IpNet,
-    /// The ports granted (inclusive).
+    /// The ports it covers (inclusive).
     pub ports: RangeInclusive<u16>,
 }
 
-impl AllowRule {
+impl Rule {
     /// Every use of every port in `net`.
     pub fn network(net: IpNet) -> Self {
         Self {
@@ -194,18 +202,23 @@ impl AllowRule {
         }
     }
 
-    /// Whether this rule grants `socket_use` of `addr`.
-    pub fn allows(&self, socket_use: SocketUse, addr: SocketAddr) -> bool {
+    /// Whether the rule covers `socket_use` of `addr`.
+    pub fn matches(&self, socket_use: SocketUse, addr: SocketAddr) -> bool {
         self.uses.contains(&socket_use)
             && self.net.contains(addr.ip())
             && self.ports.contains(&addr.port())
     }
 }
 
-impl fmt::Display for AllowRule {
+impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
-        write!(f, "allow {} {}", uses.join(","), self.net)?;
+        if self.uses.len() == SocketUse::ALL.len() {
+            f.write_str("all")?;
+        } else {
+            let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
+            f.write_str(&uses.join(","))?;
+        }
+        write!(f, " {}", self.net)?;
         match (*self.ports.start(), *self.ports.end()) {
             (0, u16::MAX) => Ok(()),
             (a, b) if a == b => write!(f, " port {a}"),
@@ -214,13 +227,33 @@ impl fmt::Display for AllowRule {
     }
 }
 
-impl FromStr for AllowRule {
+/// `bind,send` → the uses, or `None` when `s` is not a list of use names
+/// (so that it is read as an address instead).
+fn parse_uses(s: &str) -> Option<Vec<SocketUse>> {
+    let mut uses = Vec::new();
+    for name in s.split(',') {
+        match name {
+            "all" | "*" => uses.extend(SocketUse::ALL),
+            _ => uses.push(*SocketUse::ALL.iter().find(|u| u.name() == name)?),
+        }
+    }
+    uses.sort_by_key(|u| SocketUse::ALL.iter().position(|a| a == u));
+    uses.dedup();
+    Some(uses)
+}
+
+impl FromStr for Rule {
     type Err = ParseRuleError;
 
-    /// `CIDR`, `CIDR:PORT` or `CIDR:PORT-PORT`; an IPv6 CIDR with ports is
-    /// written in brackets: `[::1/128]:5000-5010`. Grants every use.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (net, ports) = if let Some(rest) = s.strip_prefix('[') {
+        let (uses, address) = match s.split_once(':') {
+            Some((head, rest)) => match parse_uses(head) {
+                Some(uses) => (uses, rest),
+                None => (SocketUse::ALL.to_vec(), s),
+            },
+            None => (SocketUse::ALL.to_vec(), s),
+        };
+        let (net, ports) = if let Some(rest) = address.strip_prefix('[') {
             let (net, after) = rest
                 .split_once(']')
                 .ok_or_else(|| ParseRuleError(format!("`{s}`: missing `]`")))?;
@@ -233,22 +266,18 @@ impl FromStr for AllowRule {
                     }
                 },
             }
-        } else if s.matches(':').count() == 1 {
-            let (net, ports) = s.split_once(':').unwrap_or((s, ""));
+        } else if address.matches(':').count() == 1 {
+            let (net, ports) = address.split_once(':').unwrap_or((address, ""));
             (net, Some(ports))
         } else {
-            (s, None)
+            (address, None)
         };
         let net: IpNet = net.parse()?;
         let ports = match ports {
             None => 0..=u16::MAX,
             Some(ports) => parse_ports(ports)?,
         };
-        Ok(Self {
-            uses: SocketUse::ALL.to_vec(),
-            net,
-            ports,
-        })
+        Ok(Self { uses, net, ports })
     }
 }
 
@@ -267,7 +296,7 @@ fn parse_ports(s: &str) -> Result<RangeInclusive<u16>, ParseRuleError> {
     Ok(start..=end)
 }
 
-/// A rule or network that could not be parsed.
+/// Why a rule did not parse.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseRuleError(pub String);
 
@@ -279,74 +308,141 @@ impl fmt::Display for ParseRuleError {
 
 impl std::error::Error for ParseRuleError {}
 
-/// A list of [`AllowRule`]s: an operation is allowed when any rule grants it,
-/// and refused otherwise.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AllowList {
-    rules: Vec<AllowRule>,
+/// What a [`RuleSet`] decided, and which rule decided it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// Granted by this allow rule.
+    Allowed(&'a Rule),
+    /// Refused by this deny rule.
+    Denied(&'a Rule),
+    /// No rule covers it, so it is refused.
+    NoRule,
 }
 
-impl AllowList {
-    /// An empty list, which refuses everything.
+/// The declarative policy: allow rules and deny rules.
+///
+/// Evaluation, the same for every check:
+/// 1. a deny rule that matches refuses, whatever allows it;
+/// 2. otherwise an allow rule that matches grants;
+/// 3. otherwise the use is refused.
+///
+/// So the order rules were added in never matters, a deny always carves
+/// out of an allow, and an empty set refuses everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    allow: Vec<Rule>,
+    deny: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// No rules: refuses everything.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Loopback (`127.0.0.0/8`, `::1`) for every use, plus binding to the
-    /// wildcard addresses (`0.0.0.0`, `::`): what arrives on a wildcard-bound
-    /// socket is still filtered by the `receive` rules.
+    /// Allows every use of loopback (`127.0.0.0/8`, `::1`) and binding to the
+    /// wildcard addresses (`0.0.0.0`, `::`), which std's `UdpSocket::connect`
+    /// and most clients do before talking to a peer.
     pub fn loopback() -> Self {
-        let mut list = Self::new();
+        let mut set = Self::new();
         let loopback_v4 = IpNet {
             addr: Ipv4Addr::new(127, 0, 0, 0).into(),
             prefix: 8,
         };
-        list.push(AllowRule::network(loopback_v4));
-        list.push(AllowRule::network(IpNet::host(Ipv6Addr::LOCALHOST.into())));
+        set.allow(Rule::network(loopback_v4));
+        set.allow(Rule::network(IpNet::host(Ipv6Addr::LOCALHOST.into())));
         for wildcard in [
             IpAddr::from(Ipv4Addr::UNSPECIFIED),
             Ipv6Addr::UNSPECIFIED.into(),
         ] {
-            list.push(AllowRule {
+            set.allow(Rule {
                 uses: vec![SocketUse::Bind],
                 net: IpNet::host(wildcard),
                 ports: 0..=u16::MAX,
             });
         }
-        list
+        set
     }
 
-    /// Appends a rule.
-    pub fn push(&mut self, rule: AllowRule) -> &mut Self {
-        self.rules.push(rule);
+    /// Allows every use of every address, both families.
+    pub fn everything() -> Self {
+        let mut set = Self::new();
+        set.allow(Rule::network(
+            IpNet::new(Ipv4Addr::UNSPECIFIED.into(), 0).expect("/0"),
+        ));
+        set.allow(Rule::network(
+            IpNet::new(Ipv6Addr::UNSPECIFIED.into(), 0).expect("/0"),
+        ));
+        set
+    }
+
+    /// Adds an allow rule.
+    pub fn allow(&mut self, rule: Rule) -> &mut Self {
+        self.allow.push(rule);
         self
     }
 
-    /// The rules, in order.
-    pub fn rules(&self) -> &[AllowRule] {
-        &self.rules
+    /// Adds a deny rule.
+    pub fn deny(&mut self, rule: Rule) -> &mut Self {
+        self.deny.push(rule);
+        self
+    }
+
+    /// Adds every rule of `other`.
+    pub fn extend(&mut self, other: &RuleSet) -> &mut Self {
+        self.allow.extend(other.allow.iter().cloned());
+        self.deny.extend(other.deny.iter().cloned());
+        self
+    }
+
+    /// The allow rules, in the order added.
+    pub fn allow_rules(&self) -> &[Rule] {
+        &self.allow
+    }
+
+    /// The deny rules, in the order added.
+    pub fn deny_rules(&self) -> &[Rule] {
+        &self.deny
+    }
+
+    /// What the set decides for `socket_use` of `addr`, and why.
+    pub fn decide(&self, socket_use: SocketUse, addr: SocketAddr) -> Decision<'_> {
+        if let Some(rule) = self.deny.iter().find(|r| r.matches(socket_use, addr)) {
+            return Decision::Denied(rule);
+        }
+        match self.allow.iter().find(|r| r.matches(socket_use, addr)) {
+            Some(rule) => Decision::Allowed(rule),
+            None => Decision::NoRule,
+        }
+    }
+
+    /// The rules as lines, deny rules first (the order they are applied).
+    pub fn explain(&self) -> String {
+        let mut lines = Vec::new();
+        for rule in &self.deny {
+            lines.push(format!("deny  {rule}"));
+        }
+        for rule in &self.allow {
+            lines.push(format!("allow {rule}"));
+        }
+        if lines.is_empty() {
+            lines.push("(no rules: everything is refused)".into());
+        }
+        lines.join("\n")
     }
 }
 
-impl UdpPolicy for AllowList {
+impl UdpPolicy for RuleSet {
     fn check(&self, socket_use: SocketUse, addr: SocketAddr) -> Result<(), Denial> {
-        if self.rules.iter().any(|rule| rule.allows(socket_use, addr)) {
-            return Ok(());
+        match self.decide(socket_use, addr) {
+            Decision::Allowed(_) => Ok(()),
+            Decision::Denied(rule) => Err(Denial {
+                reason: format!("{socket_use} {addr}: refused by `deny {rule}`"),
+            }),
+            Decision::NoRule => Err(Denial {
+                reason: format!("{socket_use} {addr}: no allow rule covers it"),
+            }),
         }
-        Err(Denial {
-            reason: format!(
-                "{socket_use} {addr}: no rule allows it (rules: {})",
-                if self.rules.is_empty() {
-                    "none".to_string()
-                } else {
-                    self.rules
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                }
-            ),
-        })
     }
 }
 
@@ -379,24 +475,24 @@ mod tests {
 
     #[test]
     fn rules_parse_with_and_without_ports() {
-        let rule: AllowRule = "10.0.0.0/8:53".parse().expect("rule");
-        assert!(rule.allows(SocketUse::Send, addr("10.9.9.9:53")));
-        assert!(!rule.allows(SocketUse::Send, addr("10.9.9.9:54")));
-        let rule: AllowRule = "[::1/128]:5000-5010".parse().expect("rule");
-        assert!(rule.allows(SocketUse::Receive, addr("[::1]:5005")));
-        assert!(!rule.allows(SocketUse::Receive, addr("[::1]:5011")));
-        let rule: AllowRule = "::1".parse().expect("rule");
-        assert!(rule.allows(SocketUse::Bind, addr("[::1]:1")));
-        let rule: AllowRule = "192.168.0.1".parse().expect("rule");
-        assert!(rule.allows(SocketUse::Connect, addr("192.168.0.1:9")));
-        assert!("10.0.0.0/8:9-1".parse::<AllowRule>().is_err());
-        assert!("10.0.0.0/8:x".parse::<AllowRule>().is_err());
-        assert!("[::1:5".parse::<AllowRule>().is_err());
+        let rule: Rule = "10.0.0.0/8:53".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Send, addr("10.9.9.9:53")));
+        assert!(!rule.matches(SocketUse::Send, addr("10.9.9.9:54")));
+        let rule: Rule = "[::1/128]:5000-5010".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Receive, addr("[::1]:5005")));
+        assert!(!rule.matches(SocketUse::Receive, addr("[::1]:5011")));
+        let rule: Rule = "::1".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Bind, addr("[::1]:1")));
+        let rule: Rule = "192.168.0.1".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Connect, addr("192.168.0.1:9")));
+        assert!("10.0.0.0/8:9-1".parse::<Rule>().is_err());
+        assert!("10.0.0.0/8:x".parse::<Rule>().is_err());
+        assert!("[::1:5".parse::<Rule>().is_err());
     }
 
     #[test]
-    fn loopback_list_grants_loopback_and_wildcard_bind_only() {
-        let list = AllowList::loopback();
+    fn loopback_set_grants_loopback_and_wildcard_bind_only() {
+        let list = RuleSet::loopback();
         assert!(list.check(SocketUse::Send, addr("127.0.0.1:9")).is_ok());
         assert!(list.check(SocketUse::Receive, addr("127.3.2.1:9")).is_ok());
         assert!(list.check(SocketUse::Connect, addr("[::1]:9")).is_ok());
@@ -413,5 +509,65 @@ mod tests {
     fn deny_all_and_allow_all() {
         assert!(DenyAll.check(SocketUse::Bind, addr("127.0.0.1:0")).is_err());
         assert!(AllowAll.check(SocketUse::Send, addr("10.0.0.1:53")).is_ok());
+    }
+
+    #[test]
+    fn rules_parse_uses_before_the_address() {
+        let rule: Rule = "send,connect:10.0.0.0/8:53".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Send, addr("10.1.1.1:53")));
+        assert!(rule.matches(SocketUse::Connect, addr("10.1.1.1:53")));
+        assert!(!rule.matches(SocketUse::Bind, addr("10.1.1.1:53")));
+        assert!(!rule.matches(SocketUse::Receive, addr("10.1.1.1:53")));
+        assert_eq!(rule.to_string(), "connect,send 10.0.0.0/8 port 53");
+        let rule: Rule = "receive:[fd00::/8]:5000-5100".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Receive, addr("[fd00::1]:5050")));
+        assert!(!rule.matches(SocketUse::Send, addr("[fd00::1]:5050")));
+        let rule: Rule = "bind:::".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Bind, addr("[::]:0")));
+        let rule: Rule = "all:127.0.0.1".parse().expect("rule");
+        assert_eq!(rule.uses, SocketUse::ALL);
+        // Hex that is not a use name is an IPv6 address, not uses.
+        let rule: Rule = "bad::1".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Send, addr("[bad::1]:1")));
+        assert!("sned:10.0.0.0/8".parse::<Rule>().is_err());
+    }
+
+    #[test]
+    fn a_deny_rule_wins_over_any_allow_rule() {
+        let mut set = RuleSet::new();
+        set.allow("10.0.0.0/8".parse().expect("rule"));
+        set.deny("send:10.0.0.5".parse().expect("rule"));
+        assert!(set.check(SocketUse::Send, addr("10.0.0.4:53")).is_ok());
+        assert!(set.check(SocketUse::Connect, addr("10.0.0.5:53")).is_ok());
+        let denial = set
+            .check(SocketUse::Send, addr("10.0.0.5:53"))
+            .expect_err("denied");
+        assert!(denial.reason.contains("deny send 10.0.0.5/32"), "{denial}");
+        assert_eq!(
+            set.decide(SocketUse::Send, addr("192.168.1.1:53")),
+            Decision::NoRule
+        );
+        // Order of adding does not matter.
+        let mut reversed = RuleSet::new();
+        reversed.deny("send:10.0.0.5".parse().expect("rule"));
+        reversed.allow("10.0.0.0/8".parse().expect("rule"));
+        for target in ["10.0.0.4:53", "10.0.0.5:53", "192.168.1.1:53"] {
+            assert_eq!(
+                set.check(SocketUse::Send, addr(target)).is_ok(),
+                reversed.check(SocketUse::Send, addr(target)).is_ok()
+            );
+        }
+        assert!(set.explain().starts_with("deny  send 10.0.0.5/32"));
+    }
+
+    #[test]
+    fn everything_allows_both_families() {
+        let set = RuleSet::everything();
+        assert!(set.check(SocketUse::Send, addr("8.8.8.8:53")).is_ok());
+        assert!(set.check(SocketUse::Bind, addr("[2001:db8::1]:9")).is_ok());
+        assert_eq!(
+            RuleSet::new().explain(),
+            "(no rules: everything is refused)"
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::backend::{DatagramSocket, Family};
 use crate::bindings::ErrorCode;
-use crate::ctx::{SocketSlot, UdpStats};
+use crate::ctx::{SocketSlot, StoreShared, UdpStats};
 use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
 use crate::policy::{SocketUse, UdpPolicy};
 
@@ -31,7 +31,7 @@ use crate::policy::{SocketUse, UdpPolicy};
 pub(crate) struct SocketCore {
     pub io: DatagramSocket,
     pub family: Family,
-    pub stats: Arc<UdpStats>,
+    pub shared: Arc<StoreShared>,
     /// An asynchronous network error (an ICMP report) the kernel handed over
     /// while the provider was busy returning other results. The kernel
     /// reports each such error once, so it waits here for the next `send` or
@@ -44,7 +44,21 @@ pub(crate) struct SocketCore {
     pub send_buffer_full: AtomicBool,
     /// `SO_SNDBUF` as last read, or 0 when it must be read again.
     send_buffer_size: AtomicUsize,
+    /// The largest payload of the last `send`: what permits are sized for.
+    pub last_payload_len: AtomicUsize,
+    /// What the guest set `SO_RCVBUF` and `SO_SNDBUF` to, as counted against
+    /// the store's buffer budget (0 while at the system default).
+    receive_buffer_held: AtomicUsize,
+    send_buffer_held: AtomicUsize,
     _slot: SocketSlot,
+}
+
+impl Drop for SocketCore {
+    fn drop(&mut self) {
+        let held = self.receive_buffer_held.load(Ordering::Relaxed)
+            + self.send_buffer_held.load(Ordering::Relaxed);
+        self.shared.buffers.release(held);
+    }
 }
 
 impl SocketCore {
@@ -114,16 +128,23 @@ pub(crate) struct StreamParts {
 }
 
 impl UdpSocket {
-    pub(crate) fn new(family: Family, stats: Arc<UdpStats>, slot: SocketSlot) -> io::Result<Self> {
+    pub(crate) fn new(
+        family: Family,
+        shared: Arc<StoreShared>,
+        slot: SocketSlot,
+    ) -> io::Result<Self> {
         let io = DatagramSocket::new(family)?;
         Ok(Self {
             core: Arc::new(SocketCore {
                 io,
                 family,
-                stats,
+                shared,
                 pending_error: Mutex::new(None),
                 send_buffer_full: AtomicBool::new(false),
                 send_buffer_size: AtomicUsize::new(0),
+                last_payload_len: AtomicUsize::new(0),
+                receive_buffer_held: AtomicUsize::new(0),
+                send_buffer_held: AtomicUsize::new(0),
                 _slot: slot,
             }),
             state: BindState::Unbound,
@@ -154,7 +175,7 @@ impl UdpSocket {
         }
         // WIT: "invalid-argument: The local-address has the wrong address family."
         validate_family(self.core.family, &local)?;
-        check_policy(policy, &self.core.stats, SocketUse::Bind, local)?;
+        check_policy(policy, &self.core.shared.stats, SocketUse::Bind, local)?;
         self.core
             .io
             .bind(local)
@@ -197,7 +218,7 @@ impl UdpSocket {
         }
         if let Some(remote) = remote {
             validate_remote(self.core.family, &remote)?;
-            check_policy(policy, &self.core.stats, SocketUse::Connect, remote)?;
+            check_policy(policy, &self.core.shared.stats, SocketUse::Connect, remote)?;
         }
         // WIT: "if (was previously connected) { connect(s, AF_UNSPEC) }"
         if self.remote.is_some() {
@@ -268,8 +289,17 @@ impl UdpSocket {
         // WIT: "If the provided value is 0, an invalid-argument error is
         // returned. Any other value will never cause an error, but it might be
         // silently clamped and/or rounded."
-        let size = buffer_size_argument(value)?;
+        let size = self.budgeted(&self.core.receive_buffer_held, buffer_size_argument(value)?);
         option_result(self.core.io.set_receive_buffer_size(size))
+    }
+
+    /// `wanted` capped by the per-socket and per-store buffer limits, with
+    /// the socket's hold on the store's budget (`held`) updated to match.
+    fn budgeted(&self, held: &AtomicUsize, wanted: usize) -> usize {
+        let buffers = &self.core.shared.buffers;
+        let granted = buffers.resize(held.load(Ordering::Relaxed), wanted);
+        held.store(granted, Ordering::Relaxed);
+        granted
     }
 
     /// `send-buffer-size`.
@@ -279,7 +309,7 @@ impl UdpSocket {
 
     /// `set-send-buffer-size`.
     pub(crate) fn set_send_buffer_size(&self, value: u64) -> SocketResult<()> {
-        let size = buffer_size_argument(value)?;
+        let size = self.budgeted(&self.core.send_buffer_held, buffer_size_argument(value)?);
         // The kernel clamps and doubles what it is given: read it back at
         // the next check-send.
         self.core.send_buffer_size.store(0, Ordering::Relaxed);

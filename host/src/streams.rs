@@ -66,10 +66,16 @@ impl IncomingDatagramStream {
         if let Some(error) = self.core.take_deferred_error() {
             return Err(error_code_from_io(&error, Operation::Receive).into());
         }
-        let batch = collect_datagrams(max, slots, self.remote, policy, |slots, max, landed| {
-            self.core.io.try_receive_batch(slots, max, landed)
-        });
-        let stats = &self.core.stats;
+        let max_size = self.core.shared.max_datagram_size;
+        let batch = collect_datagrams(
+            max,
+            slots,
+            self.remote,
+            policy,
+            max_size,
+            |slots, max, landed| self.core.io.try_receive_batch(slots, max, landed),
+        );
+        let stats = &self.core.shared.stats;
         UdpStats::add(&stats.datagrams_received, batch.received.len() as u64);
         if batch.discarded > 0 {
             UdpStats::add(&stats.datagrams_filtered, batch.discarded as u64);
@@ -77,6 +83,14 @@ impl IncomingDatagramStream {
                 target: "wasi_udp_host::policy",
                 "discarded {} datagrams from sources this stream may not receive from",
                 batch.discarded
+            );
+        }
+        if batch.oversized > 0 {
+            UdpStats::add(&stats.datagrams_oversized, batch.oversized as u64);
+            tracing::debug!(
+                target: "wasi_udp_host::limits",
+                "dropped {} received datagrams larger than {max_size} bytes",
+                batch.oversized
             );
         }
         match batch.error {
@@ -106,6 +120,8 @@ pub(crate) struct ReceivedBatch {
     /// Datagrams taken and dropped: from a source other than the stream's
     /// remote address, or one the policy refuses.
     pub discarded: usize,
+    /// Datagrams taken and dropped for being larger than the store allows.
+    pub oversized: usize,
     /// The error that ended the batch, if one did.
     pub error: Option<io::Error>,
 }
@@ -113,30 +129,38 @@ pub(crate) struct ReceivedBatch {
 /// Takes up to `max` wanted datagrams from `next` (a non-blocking batch
 /// receive of up to the given count into `slots`, reporting where each one
 /// landed), stopping at the first error, when the kernel's queue runs dry, or
-/// once [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones have been dropped. Each
+/// once [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones (from unwanted sources, or
+/// larger than `max_size`) have been dropped. Each
 /// wanted datagram is copied out of its slot once, at its exact size.
 pub(crate) fn collect_datagrams(
     max: usize,
     slots: &mut ReceiveSlots,
     remote: Option<SocketAddr>,
     policy: &dyn UdpPolicy,
+    max_size: usize,
     mut next: impl FnMut(&mut ReceiveSlots, usize, &mut Vec<Received>) -> io::Result<()>,
 ) -> ReceivedBatch {
     let mut batch = ReceivedBatch {
         received: Vec::new(),
         discarded: 0,
+        oversized: 0,
         error: None,
     };
     let mut landed = Vec::new();
     // The policy is asked once per source per call, not once per datagram.
     let mut admitted_source = None;
-    while batch.received.len() < max && batch.discarded < MAX_DISCARDS_PER_RECEIVE {
+    while batch.received.len() < max && batch.discarded + batch.oversized < MAX_DISCARDS_PER_RECEIVE
+    {
         let asked = (max - batch.received.len()).min(slots.count());
         if let Err(error) = next(slots, asked, &mut landed) {
             batch.error = Some(error);
             break;
         }
         for datagram in &landed {
+            if datagram.len > max_size {
+                batch.oversized += 1;
+                continue;
+            }
             // WIT: "remote-address: This field is guaranteed to match the
             // remote address the stream was initialized with, if any." A
             // datagram from elsewhere was queued before the association.
@@ -167,8 +191,6 @@ pub struct OutgoingDatagramStream {
     remote: Option<SocketAddr>,
     /// What the last `check-send` permitted, until a `send` spends it.
     permit: Option<u64>,
-    /// The largest payload of the last `send`: what permits are sized for.
-    last_payload_len: usize,
     _lease: Arc<()>,
 }
 
@@ -178,7 +200,6 @@ impl OutgoingDatagramStream {
             core: parts.core.clone(),
             remote: parts.remote,
             permit: None,
-            last_payload_len: 0,
             _lease: parts.lease.clone(),
         }
     }
@@ -205,11 +226,12 @@ impl OutgoingDatagramStream {
                 }
             }
         }
-        let permitted = permits_for(
-            self.core.send_buffer_size(),
-            self.last_payload_len,
-            max_batch,
-        );
+        let last_payload_len = self.core.last_payload_len.load(Ordering::Relaxed);
+        let mut permitted = permits_for(self.core.send_buffer_size(), last_payload_len, max_batch);
+        if let Some(bucket) = &self.core.shared.send_bucket {
+            // Spent tokens make this 0; the pollable wakes when they return.
+            permitted = permitted.min(bucket.permits(last_payload_len).unwrap_or(0));
+        }
         self.permit = Some(permitted);
         Ok(permitted)
     }
@@ -254,7 +276,16 @@ impl OutgoingDatagramStream {
         // The policy is asked once per destination per call.
         let mut admitted = None;
         for datagram in datagrams {
-            match self.validate(datagram.destination, policy, &mut admitted) {
+            let checked = if datagram.payload.len() > self.core.shared.max_datagram_size {
+                // WIT: "datagram-too-large: The datagram is too large.
+                // (EMSGSIZE)" The store's limit is checked like the
+                // protocol's, before any syscall.
+                self.validate(datagram.destination, policy, &mut admitted)
+                    .and(Err(ErrorCode::DatagramTooLarge.into()))
+            } else {
+                self.validate(datagram.destination, policy, &mut admitted)
+            };
+            match checked {
                 Ok(destination) => transmits.push(Transmit {
                     destination,
                     payload: datagram.payload,
@@ -266,13 +297,30 @@ impl OutgoingDatagramStream {
             }
         }
         if let Some(largest) = transmits.iter().map(|t| t.payload.len()).max() {
-            self.last_payload_len = largest;
+            self.core.last_payload_len.store(largest, Ordering::Relaxed);
+        }
+        // The store's send rate may cover only part of the batch; a send
+        // that sends fewer than asked is what the guest handles anyway.
+        let admitted = match &self.core.shared.send_bucket {
+            Some(bucket) => bucket.admit(transmits.iter().map(|t| t.payload.len())),
+            None => transmits.len(),
+        };
+        if admitted < transmits.len() {
+            transmits.truncate(admitted);
+            first_invalid = None;
         }
         let outcome = self.core.io.try_send_batch(&transmits);
         if outcome.buffer_full {
             self.core.send_buffer_full.store(true, Ordering::Relaxed);
         }
-        UdpStats::add(&self.core.stats.datagrams_sent, outcome.sent as u64);
+        if let Some(bucket) = &self.core.shared.send_bucket {
+            let bytes = transmits[..outcome.sent]
+                .iter()
+                .map(|t| t.payload.len() as u64)
+                .sum();
+            bucket.consume(outcome.sent as u64, bytes);
+        }
+        UdpStats::add(&self.core.shared.stats.datagrams_sent, outcome.sent as u64);
         if outcome.sent > 0 {
             // WIT: "If at least one datagram has been sent successfully, this
             // function never returns an error." An ICMP report the kernel
@@ -313,7 +361,12 @@ impl OutgoingDatagramStream {
             (None, Some(destination)) if *admitted == Some(destination) => Ok(Some(destination)),
             (None, Some(destination)) => {
                 validate_remote(self.core.family, &destination)?;
-                check_policy(policy, &self.core.stats, SocketUse::Send, destination)?;
+                check_policy(
+                    policy,
+                    &self.core.shared.stats,
+                    SocketUse::Send,
+                    destination,
+                )?;
                 *admitted = Some(destination);
                 Ok(Some(destination))
             }
@@ -365,9 +418,16 @@ pub(crate) struct SendReadiness(Arc<SocketCore>);
 impl Pollable for SendReadiness {
     async fn ready(&mut self) {
         // Ready exactly when check-send would permit at least one datagram:
-        // at once unless the last send found the buffer full.
+        // at once unless the last send found the buffer full or the store's
+        // send tokens are spent.
         if self.0.send_buffer_full.load(Ordering::Relaxed) {
             self.0.io.send_ready().await;
+        }
+        if let Some(bucket) = &self.0.shared.send_bucket {
+            let last_payload_len = self.0.last_payload_len.load(Ordering::Relaxed);
+            while let Err(ready_at) = bucket.permits(last_payload_len) {
+                tokio::time::sleep_until(ready_at.into()).await;
+            }
         }
     }
 }
@@ -384,7 +444,8 @@ impl Pollable for AlwaysReady {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{AllowAll, AllowList};
+    use crate::ctx::MAX_DATAGRAM_SIZE;
+    use crate::policy::{AllowAll, RuleSet};
     use std::collections::VecDeque;
 
     type Step = io::Result<Option<(&'static [u8], &'static str)>>;
@@ -441,17 +502,38 @@ mod tests {
             Ok(Some((&b"three"[..], "127.0.0.1:9"))),
         ];
         let mut next = scripted(steps);
-        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            None,
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            &mut next,
+        );
         let data: Vec<&[u8]> = batch.received.iter().map(|d| &d.data[..]).collect();
         assert_eq!(data, [&b"one"[..], b"two", b"two and a half"]);
         assert!(batch.error.is_none());
 
-        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            None,
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            &mut next,
+        );
         assert!(batch.received.is_empty());
         let error = batch.error.expect("the error comes with the next batch");
         assert_eq!(error.raw_os_error(), refused().raw_os_error());
 
-        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, &mut next);
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            None,
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            &mut next,
+        );
         assert_eq!(batch.received[0].data, b"three");
     }
 
@@ -463,7 +545,14 @@ mod tests {
             Ok(Some((&b"ab"[..], "127.0.0.1:9"))),
             Ok(Some((&b"cde"[..], "127.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(2, &mut slots, None, &AllowAll, scripted(steps));
+        let batch = collect_datagrams(
+            2,
+            &mut slots,
+            None,
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            scripted(steps),
+        );
         assert_eq!(batch.received.len(), 2);
         assert_eq!(batch.received[0].data, b"");
         assert_eq!(batch.received[1].data, b"ab");
@@ -478,10 +567,17 @@ mod tests {
             .collect();
         let calls = std::cell::Cell::new(0);
         let mut next = scripted(steps);
-        let batch = collect_datagrams(10, &mut slots, None, &AllowAll, |slots, asked, landed| {
-            calls.set(calls.get() + 1);
-            next(slots, asked, landed)
-        });
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            None,
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            |slots, asked, landed| {
+                calls.set(calls.get() + 1);
+                next(slots, asked, landed)
+            },
+        );
         assert_eq!(batch.received.len(), 5);
         // 2 + 2 + 1: the short third batch shows the queue is dry, so no
         // fourth call is made.
@@ -497,7 +593,14 @@ mod tests {
             Ok(Some((&b"peer"[..], "127.0.0.1:9"))),
             Ok(Some((&b"refused source"[..], "10.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(10, &mut slots, Some(peer), &AllowAll, scripted(steps));
+        let batch = collect_datagrams(
+            10,
+            &mut slots,
+            Some(peer),
+            &AllowAll,
+            MAX_DATAGRAM_SIZE,
+            scripted(steps),
+        );
         assert_eq!(batch.received.len(), 1);
         assert_eq!(batch.received[0].data, b"peer");
         assert_eq!(batch.discarded, 2);
@@ -511,7 +614,8 @@ mod tests {
             10,
             &mut slots,
             None,
-            &AllowList::loopback(),
+            &RuleSet::loopback(),
+            MAX_DATAGRAM_SIZE,
             scripted(steps),
         );
         assert_eq!(batch.received.len(), 1);
@@ -528,6 +632,7 @@ mod tests {
             &mut slots,
             None,
             &crate::policy::DenyAll,
+            MAX_DATAGRAM_SIZE,
             |slots, asked, landed| {
                 calls.set(calls.get() + 1);
                 landed.clear();

@@ -1,8 +1,8 @@
-//! Every conformance guest, run in-process on this provider.
+//! Every guest (conformance, limits, hostile), run in-process on this provider.
 
 mod common;
 
-use common::{expect_pass, expect_trap, run, test_udp_ctx};
+use common::{expect_pass, expect_trap, run, run_with_args, test_udp_ctx};
 
 /// A guest without a test here fails to compile.
 macro_rules! assert_test_exists {
@@ -218,4 +218,91 @@ fn diff_random_ops() {
             "seed {seed}: {outcome:?}"
         );
     }
+}
+
+#[test]
+fn limit_datagram_size() {
+    // A helper outside the store answers the guest's hello with a datagram
+    // over the limit, then a small one.
+    let helper = std::net::UdpSocket::bind("127.0.0.1:0").expect("helper");
+    helper
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let helper_port = helper.local_addr().expect("addr").port().to_string();
+    let answer = std::thread::spawn(move || {
+        let mut buffer = [0; 64];
+        let (_, guest) = helper.recv_from(&mut buffer).expect("hello from the guest");
+        helper.send_to(&[9; 2000], guest).expect("oversized");
+        helper.send_to(b"small", guest).expect("small");
+    });
+    let outcome = run_with_args(
+        "limit_datagram_size",
+        test_udp_ctx().max_datagram_size(1000).build(),
+        &["1000", &helper_port],
+    );
+    answer.join().expect("helper");
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert_eq!(outcome.stats.datagrams_oversized, 1, "{outcome:?}");
+}
+
+/// Runs `limit_send_rate` under `rate` and returns (zero permits, elapsed).
+fn send_under_rate(rate: wasi_udp_host::SendRate, count: u64, size: u64) -> (u64, f64) {
+    let outcome = run_with_args(
+        "limit_send_rate",
+        test_udp_ctx().send_rate(rate).build(),
+        &[&count.to_string(), &size.to_string()],
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    let fields: Vec<&str> = outcome.stdout.split_whitespace().collect();
+    let zero_permits = fields[3].parse().expect("zero_permits");
+    let elapsed_ns: f64 = fields[5].parse().expect("elapsed_ns");
+    (zero_permits, elapsed_ns / 1e9)
+}
+
+#[test]
+fn limit_send_rate() {
+    // 200 datagrams/s with a burst of 20: 100 datagrams take at least
+    // (100 - 20) / 200 s. A lower bound only, so a slow machine cannot fail
+    // it; the guest checks that the pollable woke each time.
+    let (zero_permits, elapsed) = send_under_rate(
+        wasi_udp_host::SendRate {
+            datagrams_per_second: Some(200),
+            bytes_per_second: None,
+        },
+        100,
+        100,
+    );
+    assert!(zero_permits >= 1, "check-send never returned 0");
+    assert!(
+        elapsed >= 0.95 * 80.0 / 200.0,
+        "100 datagrams in {elapsed} s"
+    );
+
+    // 200 000 bytes/s of 10 000-byte datagrams, a burst of 65 527 bytes: 16
+    // datagrams take at least (160 000 - 65 527) / 200 000 s.
+    let (zero_permits, elapsed) = send_under_rate(
+        wasi_udp_host::SendRate {
+            datagrams_per_second: None,
+            bytes_per_second: Some(200_000),
+        },
+        16,
+        10_000,
+    );
+    assert!(zero_permits >= 1, "check-send never returned 0");
+    assert!(
+        elapsed >= 0.95 * (160_000.0 - 65_527.0) / 200_000.0,
+        "16 datagrams in {elapsed} s"
+    );
+}
+
+#[test]
+fn limit_socket_buffers() {
+    let outcome = run(
+        "limit_socket_buffers",
+        test_udp_ctx()
+            .max_socket_buffer(64 * 1024)
+            .max_store_buffers(160 * 1024)
+            .build(),
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
 }

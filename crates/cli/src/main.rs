@@ -5,8 +5,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wasi_udp_host::policy::{AllowList, AllowRule, Denial, SocketUse, UdpPolicy};
-use wasi_udp_host::{UdpCtx, WasiUdpState};
+mod settings;
+
+use settings::{Base, LIMIT_NAMES, Layer, Settings, read_policy_file};
+use wasi_udp_host::WasiUdpState;
+use wasi_udp_host::policy::Rule;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
@@ -19,17 +22,39 @@ const EXIT_TRAP: u8 = 134;
 
 const USAGE: &str = "\
 Usage: wasi-udp [OPTIONS] <COMPONENT.wasm> [ARGS...]
+       wasi-udp [POLICY OPTIONS] --explain-policy
 
 Runs a wasi:cli/command component with wasi:sockets/udp@0.2.1 from wasi-udp-host
 (every other WASI 0.2 interface from wasmtime-wasi). Stdio is inherited; ARGS are
 passed to the guest; the exit code is the guest's.
 
-UDP policy (default: loopback only, i.e. 127.0.0.0/8 and ::1, plus binding the
-wildcard addresses 0.0.0.0 and ::):
-  --allow CIDR[:PORT[-PORT]]  also allow bind/connect/send/receive there; IPv6 with
-                              ports in brackets: --allow '[fd00::/8]:5000-5100'
-  --inherit-network           allow everything the operating system allows
-  --deny-all                  allow nothing (not even loopback)
+UDP policy. The rules start from a base: loopback (default: 127.0.0.0/8 and ::1,
+plus binding the wildcard addresses 0.0.0.0 and ::), nothing (--deny-all) or
+everything (--inherit-network). A matching --deny rule refuses whatever allows it;
+otherwise a matching --allow rule (or the base) grants; otherwise refused.
+  --allow RULE                grant what RULE covers (repeatable)
+  --deny RULE                 refuse what RULE covers (repeatable)
+                              RULE is [USES:]CIDR[:PORT[-PORT]], USES a comma list of
+                              bind, connect, send, receive (default: all), e.g.
+                              send,connect:10.0.0.0/8:53  bind:0.0.0.0:5353
+                              'receive:[fd00::/8]:5000-5100'
+  --deny-all                  base: nothing, not even loopback
+  --inherit-network           base: everything the operating system allows
+  --policy FILE               read base, rules and limits from a TOML file
+                              (base = \"none\", allow = [RULE...], deny = [RULE...],
+                              [limits] with the names below); flags add to it
+  --explain-policy            print the effective rules and limits, then exit
+
+Limits per run (defaults in --explain-policy):
+  --max-sockets N             live sockets; then create-udp-socket is new-socket-limit
+  --max-send-batch N          datagrams one check-send may permit
+  --max-receive-batch N       datagrams one receive may return
+  --max-datagram-size BYTES   larger sends are datagram-too-large; larger received
+                              datagrams are dropped (and counted)
+  --max-socket-buffer BYTES   cap on the buffer size a guest may set on a socket
+  --max-store-buffers BYTES   cap on the buffer sizes set across all sockets
+  --send-rate N               datagrams per second (check-send returns 0 meanwhile)
+  --send-bytes-rate BYTES     payload bytes per second
 
 Other options:
   --env K=V                   set an environment variable for the guest (repeatable)
@@ -45,14 +70,14 @@ struct Options {
     component: PathBuf,
     guest_args: Vec<String>,
     env: Vec<(String, String)>,
-    allow: Vec<AllowRule>,
-    inherit_network: bool,
-    deny_all: bool,
+    policy_file: Option<PathBuf>,
+    flags: Layer,
+    explain_policy: bool,
     verbosity: u8,
 }
 
 enum Parsed {
-    Run(Options),
+    Run(Box<Options>),
     Help,
     Version,
 }
@@ -63,6 +88,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
     let text = |arg: OsString| {
         arg.into_string()
             .map_err(|arg| format!("argument {arg:?} is not valid UTF-8"))
+    };
+    let set_base = |options: &mut Options, base: Base, flag: &str| match options.flags.base {
+        Some(other) if other != base => Err(format!(
+            "{flag} cannot be combined with --deny-all or --inherit-network"
+        )),
+        _ => {
+            options.flags.base = Some(base);
+            Ok(())
+        }
     };
     while let Some(arg) = args.next() {
         let arg = text(arg)?;
@@ -77,13 +111,18 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "-V" | "--version" => return Ok(Parsed::Version),
             "-v" | "--verbose" => options.verbosity += 1,
             "-vv" => options.verbosity += 2,
-            "--inherit-network" => options.inherit_network = true,
-            "--deny-all" => options.deny_all = true,
-            "--allow" => {
-                let rule = value("--allow")?;
-                options
-                    .allow
-                    .push(rule.parse().map_err(|e| format!("--allow {rule}: {e}"))?);
+            "--inherit-network" => set_base(&mut options, Base::Everything, &arg)?,
+            "--deny-all" => set_base(&mut options, Base::Nothing, &arg)?,
+            "--explain-policy" => options.explain_policy = true,
+            "--policy" => options.policy_file = Some(PathBuf::from(value("--policy")?)),
+            "--allow" | "--deny" => {
+                let rule = value(&arg)?;
+                let parsed: Rule = rule.parse().map_err(|e| format!("{arg} {rule}: {e}"))?;
+                if arg == "--allow" {
+                    options.flags.rules.allow(parsed);
+                } else {
+                    options.flags.rules.deny(parsed);
+                }
             }
             "--env" => {
                 let pair = value("--env")?;
@@ -91,6 +130,20 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
                     .split_once('=')
                     .ok_or_else(|| format!("--env {pair}: expected K=V"))?;
                 options.env.push((key.to_owned(), val.to_owned()));
+            }
+            flag if flag
+                .strip_prefix("--")
+                .is_some_and(|name| LIMIT_NAMES.contains(&name)) =>
+            {
+                let raw = value(flag)?;
+                let number: u64 = raw
+                    .parse()
+                    .map_err(|_| format!("{flag} {raw}: expected a whole number"))?;
+                options
+                    .flags
+                    .limits
+                    .set(&flag[2..], number)
+                    .map_err(|e| format!("{flag}: {e}"))?;
             }
             "--" => {
                 let component = args.next().ok_or("missing the component to run")?;
@@ -106,53 +159,23 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             }
         }
     }
-    if options.component.as_os_str().is_empty() {
+    if options.component.as_os_str().is_empty() && !options.explain_policy {
         return Err("missing the component to run (see --help)".into());
-    }
-    if options.deny_all && (options.inherit_network || !options.allow.is_empty()) {
-        return Err("--deny-all cannot be combined with --allow or --inherit-network".into());
     }
     for arg in args {
         options.guest_args.push(text(arg)?);
     }
-    Ok(Parsed::Run(options))
+    Ok(Parsed::Run(Box::new(options)))
 }
 
-/// The CLI's policy: the chosen grants, with refusals that say which flag
-/// would grant the operation.
-struct CliPolicy {
-    grants: Box<dyn UdpPolicy>,
-}
-
-impl UdpPolicy for CliPolicy {
-    fn check(&self, socket_use: SocketUse, addr: std::net::SocketAddr) -> Result<(), Denial> {
-        self.grants.check(socket_use, addr).map_err(|denial| {
-            let host = match addr.ip() {
-                std::net::IpAddr::V4(ip) => format!("{ip}/32:{}", addr.port()),
-                std::net::IpAddr::V6(ip) => format!("'[{ip}/128]:{}'", addr.port()),
-            };
-            Denial {
-                reason: format!("{denial}; to grant it: --allow {host} (or --inherit-network)"),
-            }
-        })
-    }
-}
-
-fn udp_ctx(options: &Options) -> UdpCtx {
-    let mut builder = UdpCtx::builder();
-    let grants: Box<dyn UdpPolicy> = if options.inherit_network {
-        Box::new(wasi_udp_host::AllowAll)
-    } else if options.deny_all {
-        Box::new(wasi_udp_host::DenyAll)
-    } else {
-        let mut list = AllowList::loopback();
-        for rule in &options.allow {
-            list.push(rule.clone());
-        }
-        Box::new(list)
-    };
-    builder.policy(CliPolicy { grants });
-    builder.build()
+/// The settings `options` asks for, reading the policy file if there is one.
+fn settings(options: &Options) -> Result<Settings, String> {
+    let file = options
+        .policy_file
+        .as_deref()
+        .map(read_policy_file)
+        .transpose()?;
+    Ok(Settings::merge(file, options.flags.clone()))
 }
 
 /// Why a run ended other than by the guest's own exit.
@@ -191,7 +214,7 @@ fn load_component(engine: &Engine, path: &Path) -> Result<Component, Failure> {
     Ok(component)
 }
 
-async fn run(options: Options) -> Result<i32, Failure> {
+async fn run(options: Options, settings: Settings) -> Result<i32, Failure> {
     let engine = Engine::new(&Config::new()).map_err(Failure::Trap)?;
     let component = load_component(&engine, &options.component)?;
 
@@ -208,7 +231,7 @@ async fn run(options: Options) -> Result<i32, Failure> {
     for (key, value) in &options.env {
         wasi.env(key, value);
     }
-    let mut store = Store::new(&engine, WasiUdpState::new(wasi.build(), udp_ctx(&options)));
+    let mut store = Store::new(&engine, WasiUdpState::new(wasi.build(), settings.udp_ctx()));
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
         .map_err(|e| Failure::Input(format!("cannot instantiate {program}: {e:#}")))?;
@@ -239,7 +262,7 @@ fn init_logging(verbosity: u8) {
 
 fn main() -> ExitCode {
     let options = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Run(options)) => *options,
         Ok(Parsed::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -253,6 +276,17 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let settings = match settings(&options) {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("wasi-udp: {message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if options.explain_policy {
+        println!("{}", settings.explain());
+        return ExitCode::SUCCESS;
+    }
     let verbosity = options.verbosity;
     init_logging(verbosity);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -265,7 +299,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(options)) {
+    match runtime.block_on(run(options, settings)) {
         // Exit codes outside 0..=255 are truncated the way POSIX does.
         Ok(code) => ExitCode::from(code as u8),
         Err(Failure::Input(message)) => {
@@ -314,15 +348,35 @@ mod tests {
     }
 
     #[test]
-    fn denials_name_the_flag_that_grants_them() {
-        let options = Options::default();
-        let policy = CliPolicy {
-            grants: Box::new(AllowList::loopback()),
+    fn rules_bases_and_limits_come_from_flags() {
+        let Ok(Parsed::Run(options)) = parse(&[
+            "--deny-all",
+            "--allow",
+            "send:10.0.0.0/8:53",
+            "--deny",
+            "10.0.0.5",
+            "--max-sockets",
+            "8",
+            "--send-rate",
+            "100",
+            "--explain-policy",
+        ]) else {
+            panic!("should parse");
         };
-        let _ = options;
-        let denial = policy
-            .check(SocketUse::Send, "10.1.2.3:53".parse().expect("addr"))
-            .expect_err("denied");
-        assert!(denial.reason.contains("--allow 10.1.2.3/32:53"), "{denial}");
+        assert!(options.explain_policy);
+        let settings = settings(&options).expect("settings");
+        assert_eq!(settings.base, Base::Nothing);
+        assert_eq!(settings.limits.max_sockets, 8);
+        assert_eq!(settings.limits.send_rate.datagrams_per_second, Some(100));
+        let explained = settings.explain();
+        assert!(explained.contains("deny  all 10.0.0.5/32"), "{explained}");
+        assert!(
+            explained.contains("allow send 10.0.0.0/8 port 53"),
+            "{explained}"
+        );
+        assert!(explained.contains("max-sockets        8"), "{explained}");
+        assert!(parse(&["--max-sockets", "0", "g.wasm"]).is_err());
+        assert!(parse(&["--max-sockets", "many", "g.wasm"]).is_err());
+        assert!(parse(&["--deny", "bogus", "g.wasm"]).is_err());
     }
 }

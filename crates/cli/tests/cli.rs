@@ -81,7 +81,7 @@ fn deny_all_refuses_loopback_and_says_how_to_grant_it() {
     assert_ne!(output.status.code(), Some(0));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("denied: bind 127.0.0.1:0"), "{stderr}");
-    assert!(stderr.contains("--allow 127.0.0.1/32:0"), "{stderr}");
+    assert!(stderr.contains("--allow bind:127.0.0.1/32:0"), "{stderr}");
 
     // Without -v the denial is not logged, but the guest still fails.
     let output = wasi_udp(&["--deny-all", guest("udp_send_receive")]);
@@ -99,6 +99,119 @@ fn allow_and_inherit_network_grant_more() {
     assert_exit(&output, 0);
     let output = wasi_udp(&["--inherit-network", guest("udp_send_receive")]);
     assert_exit(&output, 0);
+}
+
+#[test]
+fn deny_rules_refuse_what_the_base_allows_and_name_the_rule() {
+    let output = wasi_udp(&["--deny", "connect:127.0.0.1", guest("udp_send_receive")]);
+    assert_exit(&output, 0);
+    let output = wasi_udp(&[
+        "--deny",
+        "send:127.0.0.0/8",
+        "-v",
+        guest("udp_send_receive"),
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("refused by the rule `deny send 127.0.0.0/8`"),
+        "{stderr}"
+    );
+    // --inherit-network keeps deny rules.
+    let output = wasi_udp(&[
+        "--inherit-network",
+        "--deny",
+        "send:127.0.0.0/8",
+        guest("udp_send_receive"),
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+}
+
+fn policy_file(name: &str, contents: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasi-udp-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, contents).expect("write policy");
+    path
+}
+
+#[test]
+fn explain_policy_prints_the_effective_rules_and_limits() {
+    let output = wasi_udp(&["--explain-policy"]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("base: loopback"), "{stdout}");
+    assert!(stdout.contains("allow all 127.0.0.0/8"), "{stdout}");
+    assert!(stdout.contains("allow bind 0.0.0.0/32"), "{stdout}");
+    assert!(stdout.contains("max-sockets        1024"), "{stdout}");
+    assert!(stdout.contains("send-rate          unlimited"), "{stdout}");
+
+    let path = policy_file(
+        "explain",
+        "base = \"none\"\nallow = [\"send,connect:10.0.0.0/8:53\"]\ndeny = [\"10.0.0.5\"]\n\
+         [limits]\nmax-sockets = 16\nsend-rate = 1000\n",
+    );
+    let output = wasi_udp(&[
+        "--policy",
+        path.to_str().expect("path"),
+        "--max-sockets",
+        "4",
+        "--explain-policy",
+    ]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("base: none"), "{stdout}");
+    assert!(stdout.contains("deny  all 10.0.0.5/32"), "{stdout}");
+    assert!(
+        stdout.contains("allow connect,send 10.0.0.0/8 port 53"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("127.0.0.0/8"), "{stdout}");
+    assert!(stdout.contains("max-sockets        4"), "{stdout}");
+    assert!(
+        stdout.contains("send-rate          1000 datagrams/s"),
+        "{stdout}"
+    );
+
+    let bad = policy_file("bad", "allow = [\"nonsense\"]\n");
+    let output = wasi_udp(&["--policy", bad.to_str().expect("path"), "--explain-policy"]);
+    assert_exit(&output, 2);
+    assert!(text(&output.stderr).contains("allow `nonsense`"));
+}
+
+#[test]
+fn a_policy_file_and_limit_flags_apply_to_the_guest() {
+    // The file grants loopback explicitly on a base of nothing and caps
+    // sockets at 8; the guest counts the sockets it gets.
+    let path = policy_file(
+        "limits",
+        "base = \"none\"\nallow = [\"127.0.0.0/8\", \"bind:0.0.0.0\"]\n[limits]\nmax-sockets = 8\n",
+    );
+    let output = wasi_udp(&[
+        "--policy",
+        path.to_str().expect("path"),
+        guest("udp_new_socket_limit"),
+    ]);
+    assert_exit(&output, 0);
+    assert!(text(&output.stdout).contains("limit reached at 8 sockets"));
+
+    let output = wasi_udp(&[
+        "--max-datagram-size",
+        "1000",
+        guest("limit_datagram_size"),
+        "1000",
+    ]);
+    assert_exit(&output, 0);
+
+    let output = wasi_udp(&["--send-rate", "200", guest("limit_send_rate"), "60", "100"]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    let zero_permits: u64 = stdout
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .expect("zero_permits");
+    assert!(zero_permits >= 1, "{stdout}");
 }
 
 #[test]
@@ -155,7 +268,7 @@ fn input_that_cannot_run_gets_one_line_and_exit_2() {
 fn help_and_version() {
     let output = wasi_udp(&["--help"]);
     assert_exit(&output, 0);
-    assert!(text(&output.stdout).contains("--allow CIDR"));
+    assert!(text(&output.stdout).contains("--allow RULE"));
     let output = wasi_udp(&["--version"]);
     assert_exit(&output, 0);
 }

@@ -16,16 +16,16 @@ impl Host for UdpCtxView<'_> {
         // udp-create-socket.wit: "new-socket-limit: The new socket resource
         // could not be created because of a system limit." The per-store
         // limit is checked before the syscall.
-        let slot = SocketSlot::claim(&self.ctx.live_sockets, self.ctx.max_sockets)
+        let slot = SocketSlot::claim(&self.ctx.live_sockets, self.ctx.limits.max_sockets)
             .ok_or(ErrorCode::NewSocketLimit)?;
         let socket = UdpSocket::new(
             super::family_from_wit(address_family),
-            self.ctx.stats.clone(),
+            self.ctx.shared.clone(),
             slot,
         )
         .map_err(|e| error_code_from_io(&e, Operation::Create))?;
         let socket = self.table.push(socket)?;
-        UdpStats::add(&self.ctx.stats.sockets_created, 1);
+        UdpStats::add(&self.ctx.shared.stats.sockets_created, 1);
         Ok(socket)
     }
 }

@@ -84,11 +84,9 @@ pub fn guest_path(name: &str) -> &'static str {
 /// reachable without touching a real network.
 pub fn test_udp_ctx() -> UdpCtxBuilder {
     let mut builder = UdpCtx::builder();
-    builder.allow_loopback().allow(wasi_udp_host::AllowRule {
-        uses: vec![wasi_udp_host::SocketUse::Bind],
-        net: "192.0.2.0/24".parse().expect("net"),
-        ports: 0..=u16::MAX,
-    });
+    builder
+        .allow_loopback()
+        .allow("bind:192.0.2.0/24".parse().expect("rule"));
     builder
 }
 

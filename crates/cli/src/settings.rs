@@ -1,0 +1,366 @@
+//! The UDP policy and limits a run gets: from the built-in default
+//! (loopback), a `--policy FILE`, and `--allow`/`--deny`/limit flags, in
+//! that order, later ones adding rules and overriding limits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use wasi_udp_host::policy::{Decision, Denial, Rule, RuleSet, SocketUse, UdpPolicy};
+use wasi_udp_host::{Limits, UdpCtx};
+
+/// What the rules start from, before allow and deny rules are added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// Loopback and wildcard binds (the default).
+    Loopback,
+    /// Nothing (`--deny-all`, `base = "none"`).
+    Nothing,
+    /// Everything the operating system allows (`--inherit-network`,
+    /// `base = "all"`).
+    Everything,
+}
+
+impl Base {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Loopback => "loopback",
+            Self::Nothing => "none",
+            Self::Everything => "all",
+        }
+    }
+
+    fn rules(self) -> RuleSet {
+        match self {
+            Self::Loopback => RuleSet::loopback(),
+            Self::Nothing => RuleSet::new(),
+            Self::Everything => RuleSet::everything(),
+        }
+    }
+}
+
+/// Limits given on the command line or in a policy file; `None` keeps the
+/// value from before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub max_sockets: Option<usize>,
+    pub max_send_batch: Option<u64>,
+    pub max_receive_batch: Option<usize>,
+    pub max_datagram_size: Option<usize>,
+    pub max_socket_buffer: Option<usize>,
+    pub max_store_buffers: Option<usize>,
+    pub send_rate: Option<u64>,
+    pub send_bytes_rate: Option<u64>,
+}
+
+/// The names limits go by, as flags (`--NAME`) and policy-file keys.
+pub const LIMIT_NAMES: [&str; 8] = [
+    "max-sockets",
+    "max-send-batch",
+    "max-receive-batch",
+    "max-datagram-size",
+    "max-socket-buffer",
+    "max-store-buffers",
+    "send-rate",
+    "send-bytes-rate",
+];
+
+impl LimitOverrides {
+    /// Sets the limit called `name` to `value`.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
+        let size = |value: u64| usize::try_from(value).unwrap_or(usize::MAX);
+        if value == 0 {
+            return Err(format!("{name} must be at least 1"));
+        }
+        match name {
+            "max-sockets" => self.max_sockets = Some(size(value)),
+            "max-send-batch" => self.max_send_batch = Some(value),
+            "max-receive-batch" => self.max_receive_batch = Some(size(value)),
+            "max-datagram-size" => self.max_datagram_size = Some(size(value)),
+            "max-socket-buffer" => self.max_socket_buffer = Some(size(value)),
+            "max-store-buffers" => self.max_store_buffers = Some(size(value)),
+            "send-rate" => self.send_rate = Some(value),
+            "send-bytes-rate" => self.send_bytes_rate = Some(value),
+            other => return Err(format!("unknown limit `{other}`")),
+        }
+        Ok(())
+    }
+
+    /// `self` with what `later` sets taking precedence.
+    fn then(self, later: LimitOverrides) -> Self {
+        Self {
+            max_sockets: later.max_sockets.or(self.max_sockets),
+            max_send_batch: later.max_send_batch.or(self.max_send_batch),
+            max_receive_batch: later.max_receive_batch.or(self.max_receive_batch),
+            max_datagram_size: later.max_datagram_size.or(self.max_datagram_size),
+            max_socket_buffer: later.max_socket_buffer.or(self.max_socket_buffer),
+            max_store_buffers: later.max_store_buffers.or(self.max_store_buffers),
+            send_rate: later.send_rate.or(self.send_rate),
+            send_bytes_rate: later.send_bytes_rate.or(self.send_bytes_rate),
+        }
+    }
+
+    fn apply(self, limits: &mut Limits) {
+        let set = |value: Option<usize>, target: &mut usize| {
+            if let Some(value) = value {
+                *target = value;
+            }
+        };
+        set(self.max_sockets, &mut limits.max_sockets);
+        set(self.max_receive_batch, &mut limits.max_receive_batch);
+        set(self.max_datagram_size, &mut limits.max_datagram_size);
+        set(self.max_socket_buffer, &mut limits.max_socket_buffer);
+        set(self.max_store_buffers, &mut limits.max_store_buffers);
+        if let Some(value) = self.max_send_batch {
+            limits.max_send_batch = value;
+        }
+        if let Some(rate) = self.send_rate {
+            limits.send_rate.datagrams_per_second = Some(rate);
+        }
+        if let Some(rate) = self.send_bytes_rate {
+            limits.send_rate.bytes_per_second = Some(rate);
+        }
+    }
+}
+
+/// One source of settings: a policy file or the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Layer {
+    pub base: Option<Base>,
+    pub rules: RuleSet,
+    pub limits: LimitOverrides,
+}
+
+/// Reads a policy file:
+///
+/// ```toml
+/// base = "none"            # "loopback" (default), "none" or "all"
+/// allow = ["send,connect:10.0.0.0/8:53", "bind:0.0.0.0"]
+/// deny = ["10.0.0.5"]
+///
+/// [limits]
+/// max-sockets = 16
+/// send-rate = 1000
+/// ```
+pub fn read_policy_file(path: &Path) -> Result<Layer, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    parse_policy(&text).map_err(|e| format!("{shown}: {e}"))
+}
+
+fn parse_policy(text: &str) -> Result<Layer, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut layer = Layer::default();
+    for (key, value) in &table {
+        match key.as_str() {
+            "base" => {
+                let name = value.as_str().ok_or("`base` must be a string")?;
+                layer.base = Some(match name {
+                    "loopback" => Base::Loopback,
+                    "none" => Base::Nothing,
+                    "all" => Base::Everything,
+                    other => {
+                        return Err(format!(
+                            "base = \"{other}\": expected \"loopback\", \"none\" or \"all\""
+                        ));
+                    }
+                });
+            }
+            "allow" | "deny" => {
+                let rules = value
+                    .as_array()
+                    .ok_or_else(|| format!("`{key}` must be an array of rule strings"))?;
+                for rule in rules {
+                    let text = rule
+                        .as_str()
+                        .ok_or_else(|| format!("`{key}` must be an array of rule strings"))?;
+                    let rule: Rule = text.parse().map_err(|e| format!("{key} `{text}`: {e}"))?;
+                    if key == "allow" {
+                        layer.rules.allow(rule);
+                    } else {
+                        layer.rules.deny(rule);
+                    }
+                }
+            }
+            "limits" => {
+                let limits = value.as_table().ok_or("`limits` must be a table")?;
+                for (name, value) in limits {
+                    let value = value
+                        .as_integer()
+                        .and_then(|v| u64::try_from(v).ok())
+                        .ok_or_else(|| format!("limits.{name} must be a positive integer"))?;
+                    layer.limits.set(name, value)?;
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown key `{other}` (expected base, allow, deny, limits)"
+                ));
+            }
+        }
+    }
+    Ok(layer)
+}
+
+/// The settings of a run: the policy file's layer, then the command line's.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub base: Base,
+    /// Every rule: the base's, the file's, the command line's.
+    pub rules: RuleSet,
+    pub limits: Limits,
+}
+
+impl Settings {
+    /// Merges `file` (if any) and then `flags` over the defaults.
+    pub fn merge(file: Option<Layer>, flags: Layer) -> Self {
+        let file = file.unwrap_or_default();
+        let base = flags.base.or(file.base).unwrap_or(Base::Loopback);
+        let mut rules = base.rules();
+        rules.extend(&file.rules).extend(&flags.rules);
+        let mut limits = Limits::default();
+        file.limits.then(flags.limits).apply(&mut limits);
+        Self {
+            base,
+            rules,
+            limits,
+        }
+    }
+
+    /// The effective rules and limits, for `--explain-policy`.
+    pub fn explain(&self) -> String {
+        format!(
+            "UDP policy (base: {}). A matching deny rule refuses; otherwise a matching allow \
+             rule grants; otherwise refused.\n{}\n\nLimits per run:\n{}",
+            self.base.name(),
+            indent(&self.rules.explain()),
+            indent(&self.limits.explain()),
+        )
+    }
+
+    /// The UDP context for the guest.
+    pub fn udp_ctx(&self) -> UdpCtx {
+        UdpCtx::builder()
+            .limits(self.limits)
+            .policy(CliPolicy {
+                rules: self.rules.clone(),
+            })
+            .build()
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The CLI's policy: the rules, with refusals that say which rule refused or
+/// which flag would grant the operation.
+pub struct CliPolicy {
+    pub rules: RuleSet,
+}
+
+impl UdpPolicy for CliPolicy {
+    fn check(&self, socket_use: SocketUse, addr: SocketAddr) -> Result<(), Denial> {
+        let reason = match self.rules.decide(socket_use, addr) {
+            Decision::Allowed(_) => return Ok(()),
+            Decision::Denied(rule) => {
+                format!("{socket_use} {addr}: refused by the rule `deny {rule}`")
+            }
+            Decision::NoRule => {
+                let host = match addr.ip() {
+                    IpAddr::V4(ip) => format!("{socket_use}:{ip}/32:{}", addr.port()),
+                    IpAddr::V6(ip) => format!("'{socket_use}:[{ip}/128]:{}'", addr.port()),
+                };
+                format!(
+                    "{socket_use} {addr}: no rule allows it; to grant it: --allow {host} \
+                     (or --inherit-network)"
+                )
+            }
+        };
+        Err(Denial { reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn a_policy_file_sets_base_rules_and_limits() {
+        let layer = parse_policy(
+            r#"
+            base = "none"
+            allow = ["send,connect:10.0.0.0/8:53", "bind:0.0.0.0"]
+            deny = ["10.0.0.5"]
+            [limits]
+            max-sockets = 16
+            send-rate = 1000
+            "#,
+        )
+        .expect("parses");
+        let settings = Settings::merge(Some(layer), Layer::default());
+        assert_eq!(settings.base, Base::Nothing);
+        assert_eq!(settings.limits.max_sockets, 16);
+        assert_eq!(settings.limits.send_rate.datagrams_per_second, Some(1000));
+        let policy = CliPolicy {
+            rules: settings.rules.clone(),
+        };
+        assert!(policy.check(SocketUse::Send, addr("10.1.1.1:53")).is_ok());
+        assert!(policy.check(SocketUse::Send, addr("10.1.1.1:54")).is_err());
+        assert!(policy.check(SocketUse::Send, addr("127.0.0.1:53")).is_err());
+        let denial = policy
+            .check(SocketUse::Send, addr("10.0.0.5:53"))
+            .expect_err("denied");
+        assert!(denial.reason.contains("deny all 10.0.0.5/32"), "{denial}");
+        assert!(settings.explain().contains("deny  all 10.0.0.5/32"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = parse_policy("base = \"all\"\n[limits]\nmax-sockets = 16").expect("parses");
+        let mut flags = Layer {
+            base: Some(Base::Loopback),
+            ..Layer::default()
+        };
+        flags.limits.set("max-sockets", 4).expect("limit");
+        let settings = Settings::merge(Some(file), flags);
+        assert_eq!(settings.base, Base::Loopback);
+        assert_eq!(settings.limits.max_sockets, 4);
+    }
+
+    #[test]
+    fn bad_policy_files_say_what_is_wrong() {
+        for (text, expected) in [
+            ("base = \"some\"", "expected \"loopback\""),
+            ("allow = \"10.0.0.0/8\"", "array of rule strings"),
+            ("allow = [\"nonsense\"]", "allow `nonsense`"),
+            ("[limits]\nmax-sockets = -1", "positive integer"),
+            ("[limits]\nmax-socks = 1", "unknown limit"),
+            ("frobnicate = 1", "unknown key"),
+            ("base = ", "expected"),
+        ] {
+            let error = parse_policy(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn denials_name_the_flag_that_grants_them() {
+        let policy = CliPolicy {
+            rules: RuleSet::loopback(),
+        };
+        let denial = policy
+            .check(SocketUse::Send, addr("10.1.2.3:53"))
+            .expect_err("denied");
+        assert!(
+            denial.reason.contains("--allow send:10.1.2.3/32:53"),
+            "{denial}"
+        );
+    }
+}
