@@ -93,8 +93,11 @@
 //! it and the guest that pins it.
 
 mod backend;
+/// The bindgen output: the `Host*` traits this crate implements on
+/// [`UdpCtxView`], for callers that drive the provider without a guest
+/// (the operation fuzzer does).
 #[expect(missing_docs, reason = "bindgen output; the WIT text documents it")]
-mod bindings;
+pub mod bindings;
 mod ctx;
 mod error;
 mod host;
