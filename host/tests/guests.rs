@@ -306,3 +306,46 @@ fn limit_socket_buffers() {
     );
     assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
 }
+
+#[test]
+fn hostile_flood() {
+    let outcome = run_with_args("hostile_flood", test_udp_ctx().build(), &["200"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(outcome.stats.datagrams_sent > 0, "{outcome:?}");
+}
+
+#[test]
+fn hostile_socket_churn() {
+    let outcome = run_with_args(
+        "hostile_socket_churn",
+        test_udp_ctx().max_sockets(64).build(),
+        &["2000"],
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(
+        outcome.stdout.contains("cycles 2000 then 64 sockets held"),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn hostile_stale_handles() {
+    for kind in ["dropped", "foreign", "made-up"] {
+        let outcome = run_with_args("hostile_stale_handles", test_udp_ctx().build(), &[kind]);
+        assert!(outcome.stdout.contains("calling"), "{kind}: {outcome:?}");
+        match &outcome.exit {
+            Err(trap) => assert!(
+                trap.contains("handle") || trap.contains("resource"),
+                "{kind}: {trap}"
+            ),
+            Ok(_) => panic!("{kind}: a forged handle was accepted: {outcome:?}"),
+        }
+    }
+}
+
+#[test]
+fn hostile_trap_mid_operation() {
+    let outcome = run("hostile_trap_mid_operation", test_udp_ctx().build());
+    assert!(outcome.stdout.contains("trapping"), "{outcome:?}");
+    assert!(outcome.exit.is_err(), "{outcome:?}");
+}

@@ -97,49 +97,53 @@ pub fn run(name: &str, udp: UdpCtx) -> Outcome {
 
 /// Runs the guest `name` with `udp` and `args` and returns how it ended.
 pub fn run_with_args(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
-    let path = guest_path(name);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let component = Component::from_file(&ENGINE, path).expect("load guest component");
-        let stdout = MemoryOutputPipe::new(1 << 20);
-        let stderr = MemoryOutputPipe::new(1 << 20);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .arg(name)
-            .args(args)
-            .build();
-        let mut store = Store::new(&ENGINE, WasiUdpState::new(wasi, udp));
-        store.epoch_deadline_async_yield_and_update(1);
-        let run = async {
-            match Command::instantiate_async(&mut store, &component, &LINKER).await {
-                Err(error) => Err(format!("instantiate: {error:?}")),
-                Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
-                    Ok(Ok(())) => Ok(0),
-                    Ok(Err(())) => Ok(1),
-                    Err(error) => match error.downcast_ref::<I32Exit>() {
-                        Some(I32Exit(code)) => Ok(*code),
-                        // The trap's cause, without the wasm backtrace.
-                        None => Err(format!("{:#}", error.root_cause())),
-                    },
+    runtime.block_on(run_async(name, udp, args))
+}
+
+/// [`run_with_args`] inside whatever runtime the caller has, so that several
+/// stores can run at once.
+pub async fn run_async(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
+    let path = guest_path(name);
+    let component = Component::from_file(&ENGINE, path).expect("load guest component");
+    let stdout = MemoryOutputPipe::new(1 << 20);
+    let stderr = MemoryOutputPipe::new(1 << 20);
+    let wasi = WasiCtx::builder()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .arg(name)
+        .args(args)
+        .build();
+    let mut store = Store::new(&ENGINE, WasiUdpState::new(wasi, udp));
+    store.epoch_deadline_async_yield_and_update(1);
+    let run = async {
+        match Command::instantiate_async(&mut store, &component, &LINKER).await {
+            Err(error) => Err(format!("instantiate: {error:?}")),
+            Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                Ok(Ok(())) => Ok(0),
+                Ok(Err(())) => Ok(1),
+                Err(error) => match error.downcast_ref::<I32Exit>() {
+                    Some(I32Exit(code)) => Ok(*code),
+                    // The trap's cause, without the wasm backtrace.
+                    None => Err(format!("{:#}", error.root_cause())),
                 },
-            }
-        };
-        let exit = tokio::time::timeout(GUEST_TIMEOUT, run)
-            .await
-            .unwrap_or_else(|_| Err(format!("guest ran longer than {GUEST_TIMEOUT:?}")));
-        let stats = store.data().udp.stats();
-        let text = |pipe: &MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
-        Outcome {
-            exit,
-            stdout: text(&stdout),
-            stderr: text(&stderr),
-            stats,
+            },
         }
-    })
+    };
+    let exit = tokio::time::timeout(GUEST_TIMEOUT, run)
+        .await
+        .unwrap_or_else(|_| Err(format!("guest ran longer than {GUEST_TIMEOUT:?}")));
+    let stats = store.data().udp.stats();
+    let text = |pipe: &MemoryOutputPipe| String::from_utf8_lossy(&pipe.contents()).into_owned();
+    Outcome {
+        exit,
+        stdout: text(&stdout),
+        stderr: text(&stderr),
+        stats,
+    }
 }
 
 /// Runs `name` with the test context and panics unless it exits 0.
