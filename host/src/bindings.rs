@@ -7,7 +7,13 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "wasi-udp:provider/host",
-    imports: { default: trappable },
+    // Bind and connect may wait for the policy (an embedder's may consult a
+    // service); every other call does only what the kernel can do at once.
+    imports: {
+        "wasi:sockets/udp.[method]udp-socket.start-bind": async | trappable,
+        "wasi:sockets/udp.[method]udp-socket.stream": async | trappable,
+        default: trappable,
+    },
     require_store_data_send: true,
     trappable_error_type: {
         "wasi:sockets/network.error-code" => crate::error::SocketError,

@@ -5,8 +5,10 @@
 //! with the reason the policy gave.
 
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::pin::Pin;
 use std::str::FromStr;
 
 /// What a guest wants to do with an address.
@@ -57,13 +59,28 @@ impl fmt::Display for Denial {
     }
 }
 
-/// Decides whether a guest may use an address. Called before every bind,
-/// connect and send, and for every received datagram's source.
+/// Decides whether a guest may use an address.
 ///
-/// Implementations must be cheap: `check` runs on the datagram path.
+/// Binds and connects (`start-bind`, `stream(some)`) ask
+/// [`check_async`](Self::check_async), which may wait, e.g. to consult a
+/// service; the guest's call waits with it. Sends to an unconnected
+/// destination and received datagrams' sources ask [`check`](Self::check),
+/// which runs on the datagram path and must answer at once (once per address
+/// per call); a policy that consults a service answers it from what it has
+/// already approved, or grants destinations at connect time.
 pub trait UdpPolicy: Send + Sync + 'static {
-    /// `Ok(())` to allow `socket_use` of `addr`, `Err` to refuse it.
+    /// `Ok(())` to allow `socket_use` of `addr`, `Err` to refuse it, now.
     fn check(&self, socket_use: SocketUse, addr: SocketAddr) -> Result<(), Denial>;
+
+    /// The same decision for a bind or a connect, which may wait. Defaults
+    /// to [`check`](Self::check).
+    fn check_async(
+        &self,
+        socket_use: SocketUse,
+        addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Denial>> + Send + '_>> {
+        Box::pin(std::future::ready(self.check(socket_use, addr)))
+    }
 }
 
 /// Refuses everything. The default of [`UdpCtxBuilder`](crate::UdpCtxBuilder).

@@ -24,7 +24,7 @@ use crate::backend::{DatagramSocket, Family};
 use crate::bindings::ErrorCode;
 use crate::ctx::{SocketSlot, StoreShared, UdpStats};
 use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
-use crate::policy::{SocketUse, UdpPolicy};
+use crate::policy::{Denial, SocketUse, UdpPolicy};
 
 /// What a socket and its streams share: the OS socket and an error the
 /// kernel reported that no guest call has returned yet.
@@ -158,12 +158,9 @@ impl UdpSocket {
         self.core.family
     }
 
-    /// `start-bind`: validates, asks the policy, then binds.
-    pub(crate) fn start_bind(
-        &mut self,
-        local: SocketAddr,
-        policy: &dyn UdpPolicy,
-    ) -> SocketResult<()> {
+    /// `start-bind`, before the policy is asked: the checks that need no
+    /// policy.
+    pub(crate) fn check_bind(&self, local: &SocketAddr) -> SocketResult<()> {
         match self.state {
             BindState::Unbound => {}
             // network.wit: "concurrency-conflict: This operation is
@@ -174,8 +171,13 @@ impl UdpSocket {
             BindState::Bound => return Err(ErrorCode::InvalidState.into()),
         }
         // WIT: "invalid-argument: The local-address has the wrong address family."
-        validate_family(self.core.family, &local)?;
-        check_policy(policy, &self.core.shared.stats, SocketUse::Bind, local)?;
+        validate_family(self.core.family, local)
+    }
+
+    /// `start-bind`, once the policy allowed it: binds.
+    pub(crate) fn start_bind(&mut self, local: Approved) -> SocketResult<()> {
+        let local = local.address(SocketUse::Bind);
+        self.check_bind(&local)?;
         self.core
             .io
             .bind(local)
@@ -196,13 +198,9 @@ impl UdpSocket {
         }
     }
 
-    /// `stream`: (re)sets the association and hands out the parts of a new
-    /// stream pair.
-    pub(crate) fn stream(
-        &mut self,
-        remote: Option<SocketAddr>,
-        policy: &dyn UdpPolicy,
-    ) -> SocketResult<StreamParts> {
+    /// `stream`, before the policy is asked about the remote address: the
+    /// checks that need no policy.
+    pub(crate) fn check_stream(&self, remote: Option<&SocketAddr>) -> SocketResult<()> {
         if Arc::strong_count(&self.streams_lease) > 1 {
             // WIT: "Implementations may trap if the streams returned by a
             // previous invocation haven't been dropped yet before calling
@@ -216,10 +214,18 @@ impl UdpSocket {
         if self.state != BindState::Bound {
             return Err(ErrorCode::InvalidState.into());
         }
-        if let Some(remote) = remote {
-            validate_remote(self.core.family, &remote)?;
-            check_policy(policy, &self.core.shared.stats, SocketUse::Connect, remote)?;
+        match remote {
+            Some(remote) => validate_remote(self.core.family, remote),
+            None => Ok(()),
         }
+    }
+
+    /// `stream`, once the policy allowed the remote address (if any):
+    /// (re)sets the association and hands out the parts of a new stream
+    /// pair.
+    pub(crate) fn stream(&mut self, remote: Option<Approved>) -> SocketResult<StreamParts> {
+        let remote = remote.map(|remote| remote.address(SocketUse::Connect));
+        self.check_stream(remote.as_ref())?;
         // WIT: "if (was previously connected) { connect(s, AF_UNSPEC) }"
         if self.remote.is_some() {
             self.core
@@ -328,6 +334,21 @@ fn buffer_size_argument(value: u64) -> SocketResult<usize> {
     Ok(usize::try_from(value).unwrap_or(usize::MAX))
 }
 
+/// Proof that the policy allowed one use of one address: the only way to
+/// reach the bind and connect syscalls.
+pub(crate) struct Approved {
+    socket_use: SocketUse,
+    addr: SocketAddr,
+}
+
+impl Approved {
+    /// The address, for the use it was approved for.
+    fn address(self, socket_use: SocketUse) -> SocketAddr {
+        debug_assert_eq!(self.socket_use, socket_use, "approved for another use");
+        self.addr
+    }
+}
+
 /// Asks `policy`, counting and logging a refusal.
 pub(crate) fn check_policy(
     policy: &dyn UdpPolicy,
@@ -335,11 +356,29 @@ pub(crate) fn check_policy(
     socket_use: SocketUse,
     addr: SocketAddr,
 ) -> SocketResult<()> {
-    policy.check(socket_use, addr).map_err(|denial| {
-        UdpStats::add(&stats.denied, 1);
-        tracing::info!(target: "wasi_udp_host::policy", "denied: {denial}");
-        ErrorCode::AccessDenied.into()
-    })
+    policy
+        .check(socket_use, addr)
+        .map_err(|denial| refused(stats, &denial))
+}
+
+/// Asks `policy`, which may wait (binds and connects), counting and logging
+/// a refusal.
+pub(crate) async fn approve(
+    policy: &dyn UdpPolicy,
+    stats: &UdpStats,
+    socket_use: SocketUse,
+    addr: SocketAddr,
+) -> SocketResult<Approved> {
+    match policy.check_async(socket_use, addr).await {
+        Ok(()) => Ok(Approved { socket_use, addr }),
+        Err(denial) => Err(refused(stats, &denial)),
+    }
+}
+
+fn refused(stats: &UdpStats, denial: &Denial) -> SocketError {
+    UdpStats::add(&stats.denied, 1);
+    tracing::info!(target: "wasi_udp_host::policy", "denied: {denial}");
+    ErrorCode::AccessDenied.into()
 }
 
 /// The family check shared by bind, stream and send.

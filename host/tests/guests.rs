@@ -349,3 +349,94 @@ fn hostile_trap_mid_operation() {
     assert!(outcome.stdout.contains("trapping"), "{outcome:?}");
     assert!(outcome.exit.is_err(), "{outcome:?}");
 }
+
+use wasi_udp_host::UdpPolicy as _;
+
+/// A policy that consults a "service" (a task answering over a channel)
+/// for binds and connects, and answers sends and receives from what it
+/// holds: the guest's calls wait for the service, and the decisions are the
+/// same as the synchronous rules'.
+struct ServicePolicy {
+    rules: wasi_udp_host::RuleSet,
+    service: tokio::sync::mpsc::UnboundedSender<(
+        wasi_udp_host::SocketUse,
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<bool>,
+    )>,
+    consulted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl wasi_udp_host::UdpPolicy for ServicePolicy {
+    fn check(
+        &self,
+        socket_use: wasi_udp_host::SocketUse,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), wasi_udp_host::Denial> {
+        self.rules.check(socket_use, addr)
+    }
+
+    fn check_async(
+        &self,
+        socket_use: wasi_udp_host::SocketUse,
+        addr: std::net::SocketAddr,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), wasi_udp_host::Denial>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            self.consulted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let denial = || wasi_udp_host::Denial {
+                reason: format!("{socket_use} {addr}: the service said no"),
+            };
+            self.service
+                .send((socket_use, addr, answer))
+                .map_err(|_| denial())?;
+            match answered.await {
+                Ok(true) => Ok(()),
+                _ => Err(denial()),
+            }
+        })
+    }
+}
+
+#[test]
+fn an_async_policy_is_awaited_for_binds_and_connects() {
+    for guest in [
+        "udp_send_receive",
+        "udp_connected_exchange",
+        "udp_access_denied",
+    ] {
+        type Request = (
+            wasi_udp_host::SocketUse,
+            std::net::SocketAddr,
+            tokio::sync::oneshot::Sender<bool>,
+        );
+        let (service, mut requests) = tokio::sync::mpsc::unbounded_channel::<Request>();
+        let consulted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let rules = wasi_udp_host::RuleSet::loopback();
+        let answers = rules.clone();
+        // The service runs on its own thread and takes a moment per answer.
+        let service_thread = std::thread::spawn(move || {
+            while let Some((socket_use, addr, answer)) = requests.blocking_recv() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                let _ = answer.send(answers.check(socket_use, addr).is_ok());
+            }
+        });
+        let policy = ServicePolicy {
+            rules,
+            service,
+            consulted: consulted.clone(),
+        };
+        let outcome = run(
+            guest,
+            wasi_udp_host::UdpCtx::builder().policy(policy).build(),
+        );
+        service_thread.join().expect("service");
+        assert_eq!(outcome.exit, Ok(0), "{guest}: {outcome:?}");
+        assert!(
+            consulted.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+            "{guest}: the service was not consulted"
+        );
+    }
+}

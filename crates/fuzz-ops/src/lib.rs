@@ -442,10 +442,11 @@ impl Runner {
                 let address = self.address(address);
                 let rep = self.model.sockets[i].rep;
                 let network = Resource::new_borrow(self.network);
-                let result =
-                    self.state
-                        .udp()
-                        .start_bind(Resource::new_borrow(rep), network, address);
+                let result = poll_once(self.state.udp().start_bind(
+                    Resource::new_borrow(rep),
+                    network,
+                    address,
+                ));
                 assert!(!is_trap(&result), "start-bind trapped");
                 let model = &mut self.model.sockets[i];
                 if result.is_ok() {
@@ -468,7 +469,7 @@ impl Runner {
                 let Some(i) = self.socket(socket) else { return };
                 let remote = remote.map(|a| self.address(a));
                 let rep = self.model.sockets[i].rep;
-                let result = self.state.udp().stream(Resource::new_borrow(rep), remote);
+                let result = poll_once(self.state.udp().stream(Resource::new_borrow(rep), remote));
                 let model = &mut self.model.sockets[i];
                 if !model.bound {
                     assert_eq!(code(&result), Some(ErrorCode::InvalidState), "{result:?}");
@@ -699,7 +700,7 @@ impl Runner {
                 let rep = self.model.pollables[i].rep;
                 let table = &mut self.state.table;
                 // `ready` polls once: it never waits.
-                let ready = futures_lite_block_on(table.ready(Resource::new_borrow(rep)));
+                let ready = poll_once(table.ready(Resource::new_borrow(rep)));
                 assert!(ready.is_ok(), "pollable.ready: {ready:?}");
             }
             Op::DropPollable { pollable } => {
@@ -725,7 +726,7 @@ impl Runner {
                     1 => udp.check_send(Resource::new_borrow(rep)).is_err(),
                     2 => udp.receive(Resource::new_borrow(rep), 1).is_err(),
                     3 => HostUdpSocket::drop(&mut udp, Resource::new_own(rep)).is_err(),
-                    _ => udp.stream(Resource::new_borrow(rep), None).is_err(),
+                    _ => poll_once(udp.stream(Resource::new_borrow(rep), None)).is_err(),
                 };
                 assert!(refused, "a made-up handle {rep} was accepted");
             }
@@ -797,14 +798,15 @@ impl Runner {
     }
 }
 
-/// Polls `future` once with a no-op waker: `ready` never waits, so one poll
-/// answers.
-fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
+/// Polls `future` once with a no-op waker. The calls polled this way never
+/// wait here: `pollable.ready` by definition, and bind and connect because
+/// the run's policy answers at once.
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {
         std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => panic!("pollable.ready waited"),
+        std::task::Poll::Pending => panic!("a call that cannot wait waited"),
     }
 }
 

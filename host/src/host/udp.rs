@@ -12,7 +12,8 @@ use crate::bindings::wasi::sockets::udp::{
 use crate::bindings::{IpAddressFamily, IpSocketAddress};
 use crate::ctx::{RECEIVE_SLOTS, UdpCtxView};
 use crate::error::SocketResult;
-use crate::socket::UdpSocket;
+use crate::policy::SocketUse;
+use crate::socket::{UdpSocket, approve};
 use crate::streams::{AlwaysReady, IncomingDatagramStream, OutgoingDatagramStream};
 
 use super::{family_to_wit, to_std, to_wit};
@@ -20,23 +21,26 @@ use super::{family_to_wit, to_std, to_wit};
 impl Host for UdpCtxView<'_> {}
 
 impl HostUdpSocket for UdpCtxView<'_> {
-    fn start_bind(
+    async fn start_bind(
         &mut self,
         this: Resource<UdpSocket>,
         network: Resource<Network>,
         local_address: IpSocketAddress,
     ) -> SocketResult<()> {
         self.table.get(&network)?;
+        let local = to_std(local_address);
+        self.table.get(&this)?.check_bind(&local)?;
+        let shared = self.ctx.shared.clone();
         let policy = self.ctx.policy.clone();
-        let socket = self.table.get_mut(&this)?;
-        socket.start_bind(to_std(local_address), policy.as_ref())
+        let approved = approve(policy.as_ref(), &shared.stats, SocketUse::Bind, local).await?;
+        self.table.get_mut(&this)?.start_bind(approved)
     }
 
     fn finish_bind(&mut self, this: Resource<UdpSocket>) -> SocketResult<()> {
         self.table.get_mut(&this)?.finish_bind()
     }
 
-    fn stream(
+    async fn stream(
         &mut self,
         this: Resource<UdpSocket>,
         remote_address: Option<IpSocketAddress>,
@@ -44,9 +48,17 @@ impl HostUdpSocket for UdpCtxView<'_> {
         Resource<IncomingDatagramStream>,
         Resource<OutgoingDatagramStream>,
     )> {
-        let policy = self.ctx.policy.clone();
-        let socket = self.table.get_mut(&this)?;
-        let parts = socket.stream(remote_address.map(to_std), policy.as_ref())?;
+        let remote = remote_address.map(to_std);
+        self.table.get(&this)?.check_stream(remote.as_ref())?;
+        let approved = match remote {
+            Some(remote) => {
+                let shared = self.ctx.shared.clone();
+                let policy = self.ctx.policy.clone();
+                Some(approve(policy.as_ref(), &shared.stats, SocketUse::Connect, remote).await?)
+            }
+            None => None,
+        };
+        let parts = self.table.get_mut(&this)?.stream(approved)?;
         // Streams are not table children of the socket: the WIT lets the
         // socket be dropped first, and they keep working until dropped.
         let incoming = self.table.push(IncomingDatagramStream::new(&parts))?;
