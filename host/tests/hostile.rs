@@ -10,7 +10,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{run_async, run_with_args, test_udp_ctx};
+use common::{run_async, run_unyielding, run_with_args, test_udp_ctx};
 
 /// One test at a time: each measures the process.
 static TURN: Mutex<()> = Mutex::new(());
@@ -71,6 +71,27 @@ fn memory_does_not_grow_with_the_amount_of_flooding() {
         "peak resident: {after_short} KiB after 300 rounds, {after_long} KiB after 3000 \
          ({} datagrams of 65 507 bytes in the long run)",
         outcome.stats.datagrams_sent
+    );
+    assert!(
+        after_long <= after_short + 16 * 1024,
+        "peak resident grew from {after_short} KiB to {after_long} KiB"
+    );
+}
+
+#[test]
+fn memory_does_not_grow_with_socket_churn_in_a_guest_that_never_yields() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // Without epoch interruption the runtime never gets a turn while this
+    // guest runs; nothing the provider frees may depend on that turn.
+    let ctx = || test_udp_ctx().max_sockets(64).build();
+    let outcome = run_unyielding("hostile_socket_churn", ctx(), &["20000"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    let after_short = peak_resident_kib();
+    let outcome = run_unyielding("hostile_socket_churn", ctx(), &["200000"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    let after_long = peak_resident_kib();
+    println!(
+        "peak resident: {after_short} KiB after 20 000 cycles, {after_long} KiB after 200 000"
     );
     assert!(
         after_long <= after_short + 16 * 1024,

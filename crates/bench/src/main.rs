@@ -9,6 +9,8 @@
 //! Memory workloads run in a child process each (the same binary with
 //! `--child`), so that one run's peak resident set cannot hide another's.
 
+#![forbid(unsafe_code)]
+
 mod native;
 
 use std::process::Command;

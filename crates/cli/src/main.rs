@@ -1,6 +1,8 @@
 //! `wasi-udp`: runs a `wasi:cli/command` component with wasmtime-wasi and the
 //! `wasi-udp-host` UDP provider.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,6 +2,8 @@
 //! their expectations ([`suite`]), the hosts they run on ([`hosts`]), and the
 //! reports ([`report`]). The `wasi-udp-conformance` binary is a thin front.
 
+#![forbid(unsafe_code)]
+
 pub mod differential;
 pub mod hosts;
 pub mod report;

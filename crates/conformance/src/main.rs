@@ -1,6 +1,8 @@
 //! `wasi-udp-conformance`: runs every `wasi:sockets/udp` conformance guest
 //! against a host and reports per guest, as markdown and as JUnit XML.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use wasi_udp_conformance::hosts::Against;

@@ -3,6 +3,8 @@
 //! `wasi-udp-host` provider; the host prints what each said and what the
 //! provider counted.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use wasi_udp_host::{UdpCtx, UdpStatsSnapshot, WasiUdpState};

@@ -19,6 +19,8 @@
 //!
 //! and at the end, once everything is dropped, that no socket is live.
 
+#![forbid(unsafe_code)]
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -847,9 +849,15 @@ pub fn run(data: &[u8]) -> Report {
             }
         }
         runner.drop_everything();
-        Report {
+        let report = Report {
             operations,
             stats: runner.state.udp.stats(),
-        }
+        };
+        drop(runner);
+        // Give the runtime the turn an embedding's would get, in which tokio
+        // frees the registrations of sockets whose pollables waited.
+        drop(_entered);
+        runtime.block_on(tokio::task::yield_now());
+        report
     })
 }

@@ -17,15 +17,29 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `VmRSS`, the resident set now, in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
 }
 
 #[test]
 fn seeded_operation_sequences_keep_every_invariant() {
-    // The first run sets up the thread's runtime, whose descriptors stay.
-    wasi_udp_fuzz_ops::run(&bytes(u64::MAX, 64));
+    // The first runs set up the thread's runtime (whose descriptors stay)
+    // and warm the allocator.
+    for seed in 0..500 {
+        wasi_udp_fuzz_ops::run(&bytes(u64::MAX - seed, 800));
+    }
     let descriptors_before = open_descriptors();
+    let resident_before = resident_kib();
     let started = Instant::now();
     let (mut inputs, mut operations) = (0u64, 0usize);
     let (mut created, mut sent, mut received, mut denied) = (0, 0, 0, 0);
@@ -56,5 +70,10 @@ fn seeded_operation_sequences_keep_every_invariant() {
         open_descriptors(),
         descriptors_before,
         "descriptors leaked across {inputs} runs"
+    );
+    let grown = resident_kib().saturating_sub(resident_before);
+    assert!(
+        grown < 16 * 1024,
+        "resident memory grew {grown} KiB across {inputs} runs"
     );
 }

@@ -6,4 +6,6 @@
 //! `$mac!(NAME)` in [`foreach_guest!`], which host test files use to insist
 //! that every guest has a test.
 
+#![forbid(unsafe_code)]
+
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -1,13 +1,17 @@
-//! Real sockets: socket2 for creation and options, tokio for readiness and
-//! non-blocking I/O.
+//! Real sockets: socket2 for creation and options, rustix and nix for
+//! non-blocking I/O straight to the kernel, and tokio's reactor for waiting,
+//! registered only when a pollable has to wait.
 
 use std::io;
 use std::net::SocketAddr;
-use std::task::{Context, Poll, Waker};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
+use std::task::Poll;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 #[cfg(target_os = "linux")]
 use super::mmsg;
@@ -16,11 +20,22 @@ use super::{Family, ReceiveSlots, Received, SendOutcome, Transmit};
 /// What a receiver waits for: a datagram, or an error the kernel queued.
 const RECEIVE_INTEREST: Interest = Interest::READABLE.add(Interest::ERROR);
 
-/// A non-blocking UDP socket registered with the tokio reactor of the thread
-/// that created it.
+/// A non-blocking UDP socket.
+///
+/// Sends and receives go straight to the kernel and never need the reactor.
+/// The socket is registered with the tokio reactor of the current runtime
+/// only the first time a pollable has to wait for it. Sockets that are only
+/// ever used without waiting (a guest creating and dropping sockets in a
+/// loop, a sender whose buffer never fills) cost the reactor nothing; tokio
+/// frees a registration's memory only when its driver next runs, so
+/// registering every socket up front let a guest that never yields pile
+/// those up.
 #[derive(Debug)]
 pub(crate) struct DatagramSocket {
-    io: tokio::net::UdpSocket,
+    /// Declared before `socket`, so that it deregisters before the
+    /// descriptor closes.
+    reactor: OnceLock<AsyncFd<RawFd>>,
+    socket: Socket,
     /// Whether segmented sends (UDP GSO) are worth trying: cleared the first
     /// time one fails for a reason other than a full buffer or a network
     /// error, after which runs go through `sendmmsg` like any batch.
@@ -33,7 +48,7 @@ impl DatagramSocket {
     ///
     /// # Errors
     /// `EAFNOSUPPORT` when the family is unavailable, `EMFILE`/`ENFILE` when
-    /// out of descriptors. Must be called inside a tokio runtime.
+    /// out of descriptors.
     pub fn new(family: Family) -> io::Result<Self> {
         let domain = match family {
             Family::Ipv4 => Domain::IPV4,
@@ -46,16 +61,47 @@ impl DatagramSocket {
             socket.set_only_v6(true)?;
         }
         socket.set_nonblocking(true)?;
-        let io = tokio::net::UdpSocket::from_std(socket.into())?;
         Ok(Self {
-            io,
+            reactor: OnceLock::new(),
+            socket,
             #[cfg(target_os = "linux")]
             segmented_sends: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
     fn sock_ref(&self) -> SockRef<'_> {
-        SockRef::from(&self.io)
+        SockRef::from(&self.socket)
+    }
+
+    /// The socket's registration with the current runtime's reactor, made
+    /// on first use.
+    #[expect(
+        unsafe_code,
+        reason = "tokio registers a descriptor it does not own only through an unsafe fn"
+    )]
+    fn reactor(&self) -> io::Result<&AsyncFd<RawFd>> {
+        if let Some(reactor) = self.reactor.get() {
+            return Ok(reactor);
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other("no tokio runtime to wait in"));
+        }
+        // SAFETY: the descriptor is `self.socket`'s, open for as long as
+        // `self` is. The registration lives in `self.reactor`, which is
+        // declared before `self.socket` and so dropped (deregistered) before
+        // the socket closes; neither is ever taken out of `self`, so the
+        // descriptor stays open and the same for the registration's whole
+        // life.
+        let registered = unsafe {
+            AsyncFd::register_with_interest(
+                self.socket.as_raw_fd(),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+        }
+        .map_err(|error| error.into_parts().1)?;
+        // A store runs on one thread at a time, so nobody registered it
+        // since the check above.
+        Ok(self.reactor.get_or_init(|| registered))
     }
 
     /// Binds to `addr`. When `addr` has port 0, the kernel's choice of port is
@@ -72,12 +118,12 @@ impl DatagramSocket {
 
     /// Associates the socket with `peer` (`connect`).
     pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
-        self.sock_ref().connect(&peer.into())
+        self.socket.connect(&peer.into())
     }
 
     /// Dissolves the association (`connect(AF_UNSPEC)`).
     pub fn disconnect(&self) -> io::Result<()> {
-        match rustix::net::connect_unspec(&self.io) {
+        match rustix::net::connect_unspec(&self.socket) {
             Ok(()) => Ok(()),
             // Some kernels report disconnecting an unconnected socket; the
             // result is the state asked for either way.
@@ -88,54 +134,59 @@ impl DatagramSocket {
 
     /// The bound address (`getsockname`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
+        self.socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound socket has no IP address"))
     }
 
-    /// Whether the kernel will take a datagram now, without registering
-    /// interest with anything that would wake the caller later.
+    /// Whether the kernel will take a datagram now (one `poll`).
     pub fn poll_send_ready_now(&self) -> Poll<io::Result<()>> {
-        match self
-            .io
-            .poll_send_ready(&mut Context::from_waker(Waker::noop()))
-        {
-            Poll::Ready(result) => Poll::Ready(result),
-            // The reactor has not seen this socket writable yet (a new
-            // socket, or one whose buffer filled): ask the kernel, so a
-            // writable socket is never reported as full.
-            Poll::Pending => match self.poll_now(PollFlags::OUT) {
-                Ok(flags) if flags.contains(PollFlags::OUT) => Poll::Ready(Ok(())),
-                Ok(_) => Poll::Pending,
-                Err(error) => Poll::Ready(Err(error)),
-            },
+        match self.poll_now(PollFlags::OUT) {
+            Ok(flags) if flags.contains(PollFlags::OUT) => Poll::Ready(Ok(())),
+            Ok(_) => Poll::Pending,
+            Err(error) => Poll::Ready(Err(error)),
         }
     }
 
-    /// Resolves when the socket is writable (possibly spuriously: a following
-    /// send may still find the buffer full).
+    /// Resolves when the kernel has room for a datagram.
     pub async fn send_ready(&self) {
-        // An error here (none are known for UDP) leaves the send itself to
-        // report it.
-        let _ = self.io.writable().await;
+        self.wait_until(Interest::WRITABLE, || self.writable_now().is_ok())
+            .await;
     }
 
-    /// Resolves when a datagram or an error (an ICMP report) is queued
-    /// (possibly spuriously).
+    /// Resolves when a datagram or an error (an ICMP report) is queued.
     pub async fn receive_ready(&self) {
+        // A pending socket error shows up only as EPOLLERR, which plain
+        // readable interest does not wake for.
+        self.wait_until(RECEIVE_INTEREST, || self.receivable_now().is_ok())
+            .await;
+    }
+
+    /// Waits on the reactor until `confirmed` (a question to the kernel)
+    /// holds. The reactor's readiness outlives the data it announced (a
+    /// receive that took exactly what was queued does not clear it), so each
+    /// wake-up is confirmed with the kernel and stale readiness cleared: the
+    /// pollable is ready exactly when the operation would do something.
+    async fn wait_until(&self, interest: Interest, confirmed: impl Fn() -> bool) {
+        if confirmed() {
+            return;
+        }
+        let Ok(reactor) = self.reactor() else {
+            // Without a reactor, report ready: the caller's next call then
+            // says what the kernel says.
+            return;
+        };
         loop {
-            // A pending socket error shows up only as EPOLLERR, which tokio's
-            // plain readable() does not wake for.
-            if self.io.ready(RECEIVE_INTEREST).await.is_err() {
+            let Ok(mut guard) = reactor.ready(interest).await else {
+                return;
+            };
+            if confirmed() {
                 return;
             }
-            // The reactor's readiness outlives the data it announced (a
-            // receive that took exactly what was queued does not clear it).
-            // Confirm with the kernel, and clear what is stale, so the
-            // pollable is ready exactly when a receive would return something.
-            let readable = self.io.try_io(Interest::READABLE, || self.receivable_now());
-            let errored = self.io.try_io(Interest::ERROR, || self.error_pending_now());
-            if readable.is_ok() || errored.is_ok() {
-                return;
-            }
+            // Tick-guarded: an event newer than the one this guard saw
+            // survives.
+            guard.clear_ready();
         }
     }
 
@@ -150,10 +201,6 @@ impl DatagramSocket {
             match self.send_now(&batch[sent..]) {
                 Ok(count) => sent += count,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // Clear stale writable readiness (tick-guarded, and only
-                    // if the kernel confirms the buffer is full) so the send
-                    // pollable waits for room.
-                    let _ = self.io.try_io(Interest::WRITABLE, || self.writable_now());
                     return SendOutcome {
                         sent,
                         error: None,
@@ -187,7 +234,7 @@ impl DatagramSocket {
             use std::sync::atomic::Ordering::Relaxed;
             let run = mmsg::segmentable_run(batch);
             if run > 1 && self.segmented_sends.load(Relaxed) {
-                match mmsg::send_segmented(&self.io, &batch[..run]) {
+                match mmsg::send_segmented(&self.socket, &batch[..run]) {
                     Err(error)
                         if error.kind() != io::ErrorKind::WouldBlock
                             && !crate::error::is_asynchronous_network_error(&error) =>
@@ -201,14 +248,14 @@ impl DatagramSocket {
                     result => return result,
                 }
             }
-            return mmsg::send(&self.io, batch);
+            return mmsg::send(&self.socket, batch);
         }
         let flags = rustix::net::SendFlags::DONTWAIT;
         let transmit = &batch[0];
         match transmit.destination {
-            None => rustix::net::send(&self.io, transmit.payload, flags)?,
+            None => rustix::net::send(&self.socket, transmit.payload, flags)?,
             Some(destination) => {
-                rustix::net::sendto(&self.io, transmit.payload, flags, &destination)?
+                rustix::net::sendto(&self.socket, transmit.payload, flags, &destination)?
             }
         };
         Ok(1)
@@ -218,8 +265,7 @@ impl DatagramSocket {
     /// contents of `landed` with where each one went. Never blocks.
     ///
     /// Fewer than `max` (and fewer than the slots) means the queue was empty
-    /// at the end; none at all means nothing was queued, and the reactor's
-    /// stale readiness has been cleared. An error is returned only when no
+    /// at the end; none at all means nothing was queued. An error is returned only when no
     /// datagram came before it; one met after some datagrams stays with the
     /// kernel for the next call.
     pub fn try_receive_batch(
@@ -239,7 +285,7 @@ impl DatagramSocket {
         // error comes back from this call too.
         #[cfg(target_os = "linux")]
         let result = if max > 1 {
-            mmsg::receive(&self.io, slots, max, landed)
+            mmsg::receive(&self.socket, slots, max, landed)
         } else {
             self.receive_one(slots, landed)
         };
@@ -247,16 +293,8 @@ impl DatagramSocket {
         let result = self.receive_one(slots, landed);
         match result {
             Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                // Nothing queued: clear the reactor's readable and error
-                // readiness unless the kernel says otherwise (tokio guards
-                // each clear with the tick it read first, so a newer event
-                // survives); left stale, they would keep the receive
-                // pollable ready forever.
-                let _ = self.io.try_io(Interest::READABLE, || self.receivable_now());
-                let _ = self.io.try_io(Interest::ERROR, || self.error_pending_now());
-                Ok(())
-            }
+            // Nothing queued.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -269,7 +307,7 @@ impl DatagramSocket {
         // The first length is what landed in `buffer` (the second would be
         // the datagram's full length, were it truncated).
         let (len, _, source) =
-            rustix::net::recvfrom(&self.io, buffer, rustix::net::RecvFlags::DONTWAIT)?;
+            rustix::net::recvfrom(&self.socket, buffer, rustix::net::RecvFlags::DONTWAIT)?;
         let source = source
             .and_then(|source| SocketAddr::try_from(source).ok())
             .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
@@ -285,16 +323,6 @@ impl DatagramSocket {
     /// asked of the kernel (one `poll`), not the reactor.
     pub fn receivable(&self) -> bool {
         self.receivable_now().is_ok()
-    }
-
-    /// `Ok(())` if the kernel holds an error for this socket, else
-    /// would-block. Leaves the error in place (unlike `SO_ERROR`).
-    fn error_pending_now(&self) -> io::Result<()> {
-        if self.poll_now(PollFlags::empty())?.contains(PollFlags::ERR) {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::WouldBlock.into())
-        }
     }
 
     /// `Ok(())` if the send buffer has room now, else would-block.
@@ -322,7 +350,7 @@ impl DatagramSocket {
     /// What `poll(2)` with a zero timeout reports for `interest` (errors are
     /// always reported).
     fn poll_now(&self, interest: PollFlags) -> io::Result<PollFlags> {
-        let mut fds = [PollFd::new(&self.io, interest)];
+        let mut fds = [PollFd::new(&self.socket, interest)];
         rustix::event::poll(
             &mut fds,
             Some(&Timespec {

@@ -39,6 +39,17 @@ static LINKER: LazyLock<Linker<WasiUdpState>> = LazyLock::new(|| {
     linker
 });
 
+/// An engine without epoch interruption, as a plain embedding (and the CLI)
+/// has: a guest that never waits never gives the runtime a turn.
+static PLAIN_ENGINE: LazyLock<Engine> =
+    LazyLock::new(|| Engine::new(&Config::new()).expect("engine"));
+
+static PLAIN_LINKER: LazyLock<Linker<WasiUdpState>> = LazyLock::new(|| {
+    let mut linker = Linker::new(&PLAIN_ENGINE);
+    wasi_udp_host::add_command_to_linker_async(&mut linker).expect("link");
+    linker
+});
+
 /// How a guest run ended.
 #[derive(Debug)]
 pub struct Outcome {
@@ -104,11 +115,31 @@ pub fn run_with_args(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
     runtime.block_on(run_async(name, udp, args))
 }
 
+/// [`run_with_args`] on an engine without epoch interruption: the guest runs
+/// until it waits or ends, never yielding otherwise.
+pub fn run_unyielding(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run_on(&PLAIN_ENGINE, &PLAIN_LINKER, name, udp, args))
+}
+
 /// [`run_with_args`] inside whatever runtime the caller has, so that several
 /// stores can run at once.
 pub async fn run_async(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
+    run_on(&ENGINE, &LINKER, name, udp, args).await
+}
+
+async fn run_on(
+    engine: &Engine,
+    linker: &Linker<WasiUdpState>,
+    name: &str,
+    udp: UdpCtx,
+    args: &[&str],
+) -> Outcome {
     let path = guest_path(name);
-    let component = Component::from_file(&ENGINE, path).expect("load guest component");
+    let component = Component::from_file(engine, path).expect("load guest component");
     let stdout = MemoryOutputPipe::new(1 << 20);
     let stderr = MemoryOutputPipe::new(1 << 20);
     let wasi = WasiCtx::builder()
@@ -117,10 +148,12 @@ pub async fn run_async(name: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
         .arg(name)
         .args(args)
         .build();
-    let mut store = Store::new(&ENGINE, WasiUdpState::new(wasi, udp));
-    store.epoch_deadline_async_yield_and_update(1);
+    let mut store = Store::new(engine, WasiUdpState::new(wasi, udp));
+    if Engine::same(engine, &ENGINE) {
+        store.epoch_deadline_async_yield_and_update(1);
+    }
     let run = async {
-        match Command::instantiate_async(&mut store, &component, &LINKER).await {
+        match Command::instantiate_async(&mut store, &component, linker).await {
             Err(error) => Err(format!("instantiate: {error:?}")),
             Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
                 Ok(Ok(())) => Ok(0),
