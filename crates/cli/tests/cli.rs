@@ -215,6 +215,31 @@ fn a_policy_file_and_limit_flags_apply_to_the_guest() {
 }
 
 #[test]
+fn running_out_of_descriptors_is_new_socket_limit_too() {
+    // With the store's limit out of reach, the process's descriptor limit
+    // is what the guest runs into.
+    let script = format!(
+        "ulimit -n 64 && exec '{}' --max-sockets 100000 '{}'",
+        env!("CARGO_BIN_EXE_wasi-udp"),
+        guest("udp_new_socket_limit")
+    );
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run wasi-udp under ulimit");
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    let reached: usize = stdout
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(reached < 64, "{stdout}");
+}
+
+#[test]
 fn a_trap_prints_its_reason_and_exits_134() {
     let output = wasi_udp(&[guest("udp_send_without_check_send")]);
     assert_exit(&output, 134);
