@@ -59,10 +59,21 @@
 //!
 //! # Policy
 //!
-//! A [`UdpCtx`] grants nothing until told: every bind, connect and send is
-//! checked against its [`UdpPolicy`] before the syscall, and so is the source
-//! of every received datagram. Refusals are `access-denied` for the guest and
-//! an `info` log line (target `wasi_udp_host::policy`) for the host.
+//! A [`UdpCtx`] grants nothing until told. [`RuleSet`] is the declarative
+//! policy: allow and deny [`Rule`]s by use (bind, connect, send, receive),
+//! network and ports, where a matching deny always wins. Every bind, connect
+//! and send is checked before the syscall, and so is the source of every
+//! received datagram (refused ones are dropped and counted). Refusals are
+//! `access-denied` for the guest and an `info` log line (target
+//! `wasi_udp_host::policy`) naming the rule, for the host. An embedder's own
+//! [`UdpPolicy`] may wait before deciding a bind or connect
+//! ([`UdpPolicy::check_async`]).
+//!
+//! # Limits
+//!
+//! Sockets, batch sizes, datagram size, socket buffer space and send rate
+//! are limited per store; [`Limits`] lists each with its default and what
+//! the guest sees when it is reached.
 //!
 //! # Performance
 //!

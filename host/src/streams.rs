@@ -402,9 +402,9 @@ pub(crate) struct ReceiveReadiness(Arc<SocketCore>);
 #[wasmtime_wasi_io::async_trait]
 impl Pollable for ReceiveReadiness {
     async fn ready(&mut self) {
-        // Ready at once when a receive would return something now, without
-        // a trip through the reactor.
-        if self.0.has_deferred_error() || self.0.io.receivable() {
+        // Ready at once when an error waits for the next call; otherwise
+        // the backend asks the kernel before it waits on the reactor.
+        if self.0.has_deferred_error() {
             return;
         }
         self.0.io.receive_ready().await;

@@ -319,12 +319,6 @@ impl DatagramSocket {
         Ok(())
     }
 
-    /// Whether a receive would return a datagram or an error right now,
-    /// asked of the kernel (one `poll`), not the reactor.
-    pub fn receivable(&self) -> bool {
-        self.receivable_now().is_ok()
-    }
-
     /// `Ok(())` if the send buffer has room now, else would-block.
     fn writable_now(&self) -> io::Result<()> {
         if self.poll_now(PollFlags::OUT)?.contains(PollFlags::OUT) {
