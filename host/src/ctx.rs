@@ -28,7 +28,6 @@ pub(crate) const RECEIVE_SLOTS: usize = 32;
 /// defaults are listed on [`Limits`].
 pub struct UdpCtx {
     pub(crate) policy: Arc<dyn UdpPolicy>,
-    pub(crate) limits: Limits,
     pub(crate) shared: Arc<StoreShared>,
     pub(crate) live_sockets: Arc<AtomicUsize>,
     /// Scratch space every `receive` of this store reads into before copying
@@ -42,7 +41,7 @@ pub(crate) struct StoreShared {
     pub buffers: BufferBudget,
     /// Present when the send rate is limited.
     pub send_bucket: Option<SendBucket>,
-    pub max_datagram_size: usize,
+    pub limits: Limits,
 }
 
 impl UdpCtx {
@@ -58,7 +57,7 @@ impl UdpCtx {
 
     /// The limits this store runs under.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.shared.limits
     }
 
     /// How many sockets the guest currently holds (including sockets dropped
@@ -77,7 +76,7 @@ impl Default for UdpCtx {
 impl fmt::Debug for UdpCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UdpCtx")
-            .field("limits", &self.limits)
+            .field("limits", self.limits())
             .field("live_sockets", &self.live_sockets())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -147,6 +146,7 @@ impl UdpCtxBuilder {
             .max_send_batch(limits.max_send_batch)
             .max_receive_batch(limits.max_receive_batch)
             .max_datagram_size(limits.max_datagram_size)
+            .send_rate(limits.send_rate)
     }
 
     /// Most sockets a guest may hold at once; the next `create-udp-socket`
@@ -198,9 +198,13 @@ impl UdpCtxBuilder {
 
     /// The store's send rate, shared by all its sockets: `check-send`
     /// permits only what the tokens allow, returns 0 when they are spent,
-    /// and its pollable wakes when they return.
+    /// and its pollable wakes when they return. Each rate given is at least
+    /// 1 per second.
     pub fn send_rate(&mut self, rate: SendRate) -> &mut Self {
-        self.limits.send_rate = rate;
+        self.limits.send_rate = SendRate {
+            datagrams_per_second: rate.datagrams_per_second.map(|r| r.max(1)),
+            bytes_per_second: rate.bytes_per_second.map(|r| r.max(1)),
+        };
         self
     }
 
@@ -214,7 +218,6 @@ impl UdpCtxBuilder {
         let limits = self.limits;
         UdpCtx {
             policy,
-            limits,
             shared: Arc::new(StoreShared {
                 stats: UdpStats::default(),
                 buffers: BufferBudget::new(limits.max_socket_buffer, limits.max_store_buffers),
@@ -222,7 +225,7 @@ impl UdpCtxBuilder {
                     .send_rate
                     .is_limited()
                     .then(|| SendBucket::new(limits.send_rate)),
-                max_datagram_size: limits.max_datagram_size,
+                limits,
             }),
             live_sockets: Arc::default(),
             receive_slots: None,

@@ -226,9 +226,10 @@ impl SendBucket {
         let wait = wait_for(1.0 - state.datagrams, self.rate.datagrams_per_second)
             .max(wait_for(payload - state.bytes, self.rate.bytes_per_second));
         // Rounded up to a whole millisecond, so that waking at the deadline
-        // always finds the tokens there.
-        let wait = Duration::from_millis((wait * 1000.0).ceil() as u64 + 1);
-        Err(now + wait)
+        // always finds the tokens there; at most an hour, after which the
+        // pollable wakes and check-send answers again.
+        let millis = (wait * 1000.0).ceil().min(3_600_000.0) as u64 + 1;
+        Err(now + Duration::from_millis(millis))
     }
 
     /// How many datagrams from the front of a batch with these payload
@@ -321,6 +322,18 @@ mod tests {
         assert_eq!(bucket.admit([10; 200].into_iter()), 100);
         bucket.consume(6, 60_000);
         assert_eq!(bucket.admit([10_000; 16].into_iter()), 0);
+    }
+
+    #[test]
+    fn a_bucket_that_never_refills_waits_an_hour_at_most() {
+        let bucket = SendBucket::new(SendRate {
+            datagrams_per_second: Some(0),
+            bytes_per_second: Some(0),
+        });
+        bucket.consume(1, 65_527);
+        let ready_at = bucket.permits(100).expect_err("no tokens");
+        let wait = ready_at.saturating_duration_since(Instant::now());
+        assert!(wait <= Duration::from_secs(3601), "{wait:?}");
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 
 use wasmtime_wasi_io::poll::Pollable;
 
@@ -66,7 +65,7 @@ impl IncomingDatagramStream {
         if let Some(error) = self.core.take_deferred_error() {
             return Err(error_code_from_io(&error, Operation::Receive).into());
         }
-        let max_size = self.core.shared.max_datagram_size;
+        let max_size = self.core.shared.limits.max_datagram_size;
         let batch = collect_datagrams(
             max,
             slots,
@@ -211,22 +210,17 @@ impl OutgoingDatagramStream {
     /// error." Zero only after a send found the kernel's buffer full and the
     /// kernel has not reported room since; otherwise as many datagrams of
     /// the size last sent as fit the room the kernel promises when it
-    /// reports a socket writable, at most `max_batch`.
-    pub(crate) fn check_send(&mut self, max_batch: u64) -> SocketResult<u64> {
+    /// reports a socket writable, at most the store's `max_send_batch`.
+    pub(crate) fn check_send(&mut self) -> SocketResult<u64> {
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
-            match self.core.io.poll_send_ready_now() {
-                Poll::Ready(Ok(())) => self.core.send_buffer_full.store(false, Ordering::Relaxed),
-                Poll::Ready(Err(error)) => {
-                    self.permit = None;
-                    return Err(error_code_from_io(&error, Operation::Send).into());
-                }
-                Poll::Pending => {
-                    self.permit = Some(0);
-                    return Ok(0);
-                }
+            if !self.core.io.writable_now() {
+                self.permit = Some(0);
+                return Ok(0);
             }
+            self.core.send_buffer_full.store(false, Ordering::Relaxed);
         }
         let last_payload_len = self.core.last_payload_len.load(Ordering::Relaxed);
+        let max_batch = self.core.shared.limits.max_send_batch;
         let mut permitted = permits_for(self.core.send_buffer_size(), last_payload_len, max_batch);
         if let Some(bucket) = &self.core.shared.send_bucket {
             // Spent tokens make this 0; the pollable wakes when they return.
@@ -276,15 +270,18 @@ impl OutgoingDatagramStream {
         // The policy is asked once per destination per call.
         let mut admitted = None;
         for datagram in datagrams {
-            let checked = if datagram.payload.len() > self.core.shared.max_datagram_size {
-                // WIT: "datagram-too-large: The datagram is too large.
-                // (EMSGSIZE)" The store's limit is checked like the
-                // protocol's, before any syscall.
-                self.validate(datagram.destination, policy, &mut admitted)
-                    .and(Err(ErrorCode::DatagramTooLarge.into()))
-            } else {
-                self.validate(datagram.destination, policy, &mut admitted)
-            };
+            let checked = self
+                .validate(datagram.destination, policy, &mut admitted)
+                .and_then(|destination| {
+                    // WIT: "datagram-too-large: The datagram is too large.
+                    // (EMSGSIZE)" The store's limit is checked like the
+                    // protocol's, before any syscall.
+                    if datagram.payload.len() > self.core.shared.limits.max_datagram_size {
+                        Err(ErrorCode::DatagramTooLarge.into())
+                    } else {
+                        Ok(destination)
+                    }
+                });
             match checked {
                 Ok(destination) => transmits.push(Transmit {
                     destination,

@@ -6,7 +6,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::OnceLock;
-use std::task::Poll;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -140,18 +139,9 @@ impl DatagramSocket {
             .ok_or_else(|| io::Error::other("bound socket has no IP address"))
     }
 
-    /// Whether the kernel will take a datagram now (one `poll`).
-    pub fn poll_send_ready_now(&self) -> Poll<io::Result<()>> {
-        match self.poll_now(PollFlags::OUT) {
-            Ok(flags) if flags.contains(PollFlags::OUT) => Poll::Ready(Ok(())),
-            Ok(_) => Poll::Pending,
-            Err(error) => Poll::Ready(Err(error)),
-        }
-    }
-
     /// Resolves when the kernel has room for a datagram.
     pub async fn send_ready(&self) {
-        self.wait_until(Interest::WRITABLE, || self.writable_now().is_ok())
+        self.wait_until(Interest::WRITABLE, || self.writable_now())
             .await;
     }
 
@@ -159,7 +149,7 @@ impl DatagramSocket {
     pub async fn receive_ready(&self) {
         // A pending socket error shows up only as EPOLLERR, which plain
         // readable interest does not wake for.
-        self.wait_until(RECEIVE_INTEREST, || self.receivable_now().is_ok())
+        self.wait_until(RECEIVE_INTEREST, || self.receivable_now())
             .await;
     }
 
@@ -198,6 +188,9 @@ impl DatagramSocket {
         while sent < batch.len() {
             // Straight to the kernel: the reactor may not have seen the socket
             // writable yet, and check-send already decided to permit this.
+            // A batch call that sent some datagrams and then failed reports
+            // only the count (sendmmsg drops the error), so the loop sends
+            // the rest again to learn the error.
             match self.send_now(&batch[sent..]) {
                 Ok(count) => sent += count,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -207,9 +200,6 @@ impl DatagramSocket {
                         buffer_full: true,
                     };
                 }
-                // A batch call that sent some datagrams and then failed
-                // reports only the count (sendmmsg drops the error), so the
-                // loop sends the rest again to learn the error.
                 Err(error) => {
                     return SendOutcome {
                         sent,
@@ -319,40 +309,31 @@ impl DatagramSocket {
         Ok(())
     }
 
-    /// `Ok(())` if the send buffer has room now, else would-block.
-    fn writable_now(&self) -> io::Result<()> {
-        if self.poll_now(PollFlags::OUT)?.contains(PollFlags::OUT) {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::WouldBlock.into())
-        }
+    /// Whether the send buffer has room now (one `poll`). A failed `poll`
+    /// counts as yes, so that the send itself reports what is wrong instead
+    /// of a waiter waiting forever.
+    pub fn writable_now(&self) -> bool {
+        self.poll_now(PollFlags::OUT)
+            .is_none_or(|flags| flags.contains(PollFlags::OUT))
     }
 
-    /// `Ok(())` if a receive would return a datagram or an error now, else
-    /// would-block.
-    fn receivable_now(&self) -> io::Result<()> {
-        if self
-            .poll_now(PollFlags::IN)?
-            .intersects(PollFlags::IN | PollFlags::ERR)
-        {
-            Ok(())
-        } else {
-            Err(io::ErrorKind::WouldBlock.into())
-        }
+    /// Whether a receive would return a datagram or an error now (a failed
+    /// `poll` counts as yes, as for [`writable_now`](Self::writable_now)).
+    fn receivable_now(&self) -> bool {
+        self.poll_now(PollFlags::IN)
+            .is_none_or(|flags| flags.intersects(PollFlags::IN | PollFlags::ERR))
     }
 
     /// What `poll(2)` with a zero timeout reports for `interest` (errors are
-    /// always reported).
-    fn poll_now(&self, interest: PollFlags) -> io::Result<PollFlags> {
+    /// always reported), or `None` if the call failed.
+    fn poll_now(&self, interest: PollFlags) -> Option<PollFlags> {
         let mut fds = [PollFd::new(&self.socket, interest)];
-        rustix::event::poll(
-            &mut fds,
-            Some(&Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            }),
-        )?;
-        Ok(fds[0].revents())
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&timeout)).ok()?;
+        Some(fds[0].revents())
     }
 
     /// `IP_TTL` or `IPV6_UNICAST_HOPS`.

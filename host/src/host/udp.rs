@@ -128,7 +128,7 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
     ) -> SocketResult<Vec<IncomingDatagram>> {
         let max = usize::try_from(max_results)
             .unwrap_or(usize::MAX)
-            .min(self.ctx.limits.max_receive_batch);
+            .min(self.ctx.shared.limits.max_receive_batch);
         let stream = self.table.get(&this)?;
         let slots = self
             .ctx
@@ -161,8 +161,7 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
 
 impl HostOutgoingDatagramStream for UdpCtxView<'_> {
     fn check_send(&mut self, this: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
-        let max_batch = self.ctx.limits.max_send_batch;
-        self.table.get_mut(&this)?.check_send(max_batch)
+        self.table.get_mut(&this)?.check_send()
     }
 
     fn send(

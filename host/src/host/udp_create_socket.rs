@@ -16,7 +16,7 @@ impl Host for UdpCtxView<'_> {
         // udp-create-socket.wit: "new-socket-limit: The new socket resource
         // could not be created because of a system limit." The per-store
         // limit is checked before the syscall.
-        let slot = SocketSlot::claim(&self.ctx.live_sockets, self.ctx.limits.max_sockets)
+        let slot = SocketSlot::claim(&self.ctx.live_sockets, self.ctx.shared.limits.max_sockets)
             .ok_or(ErrorCode::NewSocketLimit)?;
         let socket = UdpSocket::new(
             super::family_from_wit(address_family),
