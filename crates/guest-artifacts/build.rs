@@ -19,6 +19,7 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir.join("../..");
     let guests = root.join("guest-tests");
+    let examples = root.join("examples/guests");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out: build the guests
     // once beside the profiles, shared by debug and release host builds.
@@ -38,9 +39,27 @@ fn main() {
         println!("cargo:rerun-if-changed={}", guests.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    for watched in ["src", "Cargo.toml", "Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            examples.join(watched).display()
+        );
+    }
 
     let mut guests_at: Vec<(String, PathBuf)> = Vec::new();
     build_guests(&guests, &target_dir, "guest-tests", TARGET);
+    build_guests(&examples, &target_dir, "example-guests", TARGET);
+    let mut examples_at: Vec<(String, PathBuf)> = guest_names(&examples.join("src/bin"))
+        .into_iter()
+        .map(|name| {
+            let path = target_dir
+                .join(TARGET)
+                .join("release")
+                .join(format!("{name}.wasm"));
+            (name, path)
+        })
+        .collect();
+    examples_at.sort();
     for name in guest_names(&guests.join("src/bin")) {
         let path = target_dir
             .join(TARGET)
@@ -92,6 +111,30 @@ fn main() {
     code.push_str("    };\n}\n/// Every guest: its name and the path of its component.\npub const ALL: &[(&str, &str)] = &[\n");
     for name in &names {
         writeln!(code, "    ({name:?}, {}),", name.to_uppercase()).expect("write to string");
+    }
+    code.push_str("];\n");
+    for (name, path) in &examples_at {
+        assert!(
+            path.exists(),
+            "example {name} was not built at {}",
+            path.display()
+        );
+        assert!(
+            !names.contains(name),
+            "example {name} has the name of a test guest"
+        );
+        writeln!(
+            code,
+            "/// The `{name}` example component (`examples/guests`).\npub const EXAMPLE_{}: &str = {:?};",
+            name.to_uppercase(),
+            path.display().to_string()
+        )
+        .expect("write to string");
+    }
+    code.push_str("/// Every example guest: its name and the path of its component.\npub const EXAMPLES: &[(&str, &str)] = &[\n");
+    for (name, _) in &examples_at {
+        writeln!(code, "    ({name:?}, EXAMPLE_{}),", name.to_uppercase())
+            .expect("write to string");
     }
     code.push_str("];\n");
     fs::write(out_dir.join("guests.rs"), code).expect("write guests.rs");

@@ -1,6 +1,6 @@
 //! Helpers shared by the conformance guests: bindings for `../wit`'s `guest`
 //! world, address constructors, and blocking waits that always give up after
-//! [`TIMEOUT`].
+//! [`TIMEOUT_NANOS`].
 //!
 //! A guest passes by returning from `main`; every failed expectation panics
 //! with a message, which the host prints.

@@ -8,12 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use wasmtime::component::ResourceTable;
 
 use crate::backend::ReceiveSlots;
-use crate::limits::{BufferBudget, Limits, SendBucket, SendRate};
+use crate::limits::{BufferBudget, Limits, MAX_DATAGRAM_SIZE, SendBucket, SendRate};
 use crate::policy::{DenyAll, Rule, RuleSet, UdpPolicy};
-
-/// Largest payload a UDP datagram can carry over IPv6 (65535 − 8 byte
-/// header); IPv4's is 65507.
-pub const MAX_DATAGRAM_SIZE: usize = 65_527;
+use crate::report::{Hints, Reporter};
 
 /// How many datagrams one receive syscall can take: each store keeps this
 /// many 64 KiB receive slots, allocated on the first `receive`. Pages become
@@ -27,7 +24,6 @@ pub(crate) const RECEIVE_SLOTS: usize = 32;
 /// nothing is granted until the embedder says so. The limits and their
 /// defaults are listed on [`Limits`].
 pub struct UdpCtx {
-    pub(crate) policy: Arc<dyn UdpPolicy>,
     pub(crate) shared: Arc<StoreShared>,
     pub(crate) live_sockets: Arc<AtomicUsize>,
     /// Scratch space every `receive` of this store reads into before copying
@@ -37,11 +33,13 @@ pub struct UdpCtx {
 
 /// What a store's sockets share with each other and with the store.
 pub(crate) struct StoreShared {
-    pub stats: UdpStats,
-    pub buffers: BufferBudget,
+    pub(crate) policy: Arc<dyn UdpPolicy>,
+    pub(crate) stats: UdpStats,
+    pub(crate) buffers: BufferBudget,
     /// Present when the send rate is limited.
-    pub send_bucket: Option<SendBucket>,
-    pub limits: Limits,
+    pub(crate) send_bucket: Option<SendBucket>,
+    pub(crate) limits: Limits,
+    pub(crate) reporter: Reporter,
 }
 
 impl UdpCtx {
@@ -89,6 +87,18 @@ pub struct UdpCtxBuilder {
     policy: Option<Arc<dyn UdpPolicy>>,
     rules: RuleSet,
     limits: Limits,
+    hints: Hints,
+}
+
+impl fmt::Debug for UdpCtxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpCtxBuilder")
+            .field("custom_policy", &self.policy.is_some())
+            .field("rules", &self.rules)
+            .field("limits", &self.limits)
+            .field("hints", &self.hints)
+            .finish()
+    }
 }
 
 impl UdpCtxBuilder {
@@ -98,6 +108,7 @@ impl UdpCtxBuilder {
             policy: None,
             rules: RuleSet::new(),
             limits: Limits::default(),
+            hints: Hints::default(),
         }
     }
 
@@ -121,14 +132,15 @@ impl UdpCtxBuilder {
         self
     }
 
-    /// Grants every use of loopback (`127.0.0.0/8`, `::1`) and binding to the
-    /// wildcard addresses; see [`RuleSet::loopback`].
+    /// Grants loopback (`127.0.0.0/8`, `::1`) and binding the wildcard
+    /// addresses on port 0; see [`RuleSet::loopback`] for exactly what.
     pub fn allow_loopback(&mut self) -> &mut Self {
         self.rules(&RuleSet::loopback())
     }
 
-    /// Grants everything the operating system allows, except what deny
-    /// rules refuse.
+    /// Grants everything the operating system allows except binding ports
+    /// below 1024, and except what deny rules refuse; see
+    /// [`RuleSet::everything`].
     pub fn inherit_network(&mut self) -> &mut Self {
         self.rules(&RuleSet::everything())
     }
@@ -136,6 +148,14 @@ impl UdpCtxBuilder {
     /// Replaces the rules with a policy of the embedder's own.
     pub fn policy(&mut self, policy: impl UdpPolicy) -> &mut Self {
         self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// How the provider's warnings name what would grant a refused
+    /// operation or raise a limit: as builder calls (the default) or as
+    /// `wasi-udp` flags.
+    pub fn hints(&mut self, hints: Hints) -> &mut Self {
+        self.hints = hints;
         self
     }
 
@@ -147,6 +167,16 @@ impl UdpCtxBuilder {
             .max_receive_batch(limits.max_receive_batch)
             .max_datagram_size(limits.max_datagram_size)
             .send_rate(limits.send_rate)
+    }
+
+    /// Most peers one socket remembers having been allowed to send to; a
+    /// datagram from one of them is admitted as a reply without a
+    /// `receive` rule. Past this, the peer sent to longest ago is
+    /// forgotten. 0 admits no replies at all (only `receive` rules and the
+    /// connected peer).
+    pub fn max_reply_peers(&mut self, max: usize) -> &mut Self {
+        self.limits.max_reply_peers = max;
+        self
     }
 
     /// Most sockets a guest may hold at once; the next `create-udp-socket`
@@ -175,7 +205,7 @@ impl UdpCtxBuilder {
 
     /// Largest payload a guest may send (larger is `datagram-too-large`) or
     /// receive (larger datagrams are dropped and counted in
-    /// [`UdpStatsSnapshot::datagrams_oversized`]). At most
+    /// [`UdpStatsSnapshot::dropped_oversized`]). At most
     /// [`MAX_DATAGRAM_SIZE`], the protocol's own limit.
     pub fn max_datagram_size(&mut self, max: usize) -> &mut Self {
         self.limits.max_datagram_size = max.min(MAX_DATAGRAM_SIZE);
@@ -217,8 +247,9 @@ impl UdpCtxBuilder {
         };
         let limits = self.limits;
         UdpCtx {
-            policy,
             shared: Arc::new(StoreShared {
+                policy,
+                reporter: Reporter::new(self.hints),
                 stats: UdpStats::default(),
                 buffers: BufferBudget::new(limits.max_socket_buffer, limits.max_store_buffers),
                 send_bucket: limits
@@ -247,6 +278,7 @@ pub trait UdpView: Send {
 }
 
 /// What the UDP host functions work on: the context and the resource table.
+#[derive(Debug)]
 pub struct UdpCtxView<'a> {
     /// The UDP context.
     pub ctx: &'a mut UdpCtx,
@@ -257,16 +289,21 @@ pub struct UdpCtxView<'a> {
 /// Live counters; read them through [`UdpCtx::stats`].
 #[derive(Default)]
 pub(crate) struct UdpStats {
-    pub sockets_created: AtomicU64,
-    pub datagrams_sent: AtomicU64,
-    pub datagrams_received: AtomicU64,
-    pub datagrams_filtered: AtomicU64,
-    pub datagrams_oversized: AtomicU64,
-    pub denied: AtomicU64,
+    pub(crate) sockets_created: AtomicU64,
+    pub(crate) datagrams_sent: AtomicU64,
+    pub(crate) datagrams_received: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) dropped_not_admitted: AtomicU64,
+    pub(crate) dropped_forbidden: AtomicU64,
+    pub(crate) dropped_not_peer: AtomicU64,
+    pub(crate) dropped_oversized: AtomicU64,
+    pub(crate) socket_limit_hits: AtomicU64,
+    pub(crate) send_rate_stalls: AtomicU64,
+    pub(crate) buffer_requests_capped: AtomicU64,
 }
 
 impl UdpStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -276,15 +313,22 @@ impl UdpStats {
             sockets_created: get(&self.sockets_created),
             datagrams_sent: get(&self.datagrams_sent),
             datagrams_received: get(&self.datagrams_received),
-            datagrams_filtered: get(&self.datagrams_filtered),
-            datagrams_oversized: get(&self.datagrams_oversized),
             denied: get(&self.denied),
+            dropped_not_admitted: get(&self.dropped_not_admitted),
+            dropped_forbidden: get(&self.dropped_forbidden),
+            dropped_not_peer: get(&self.dropped_not_peer),
+            dropped_oversized: get(&self.dropped_oversized),
+            socket_limit_hits: get(&self.socket_limit_hits),
+            send_rate_stalls: get(&self.send_rate_stalls),
+            buffer_requests_capped: get(&self.buffer_requests_capped),
         }
     }
 }
 
-/// What the guests of one store have done so far.
+/// What the guests of one store have done so far, and what the provider
+/// refused, dropped or capped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UdpStatsSnapshot {
     /// Successful `create-udp-socket` calls.
     pub sockets_created: u64,
@@ -292,15 +336,40 @@ pub struct UdpStatsSnapshot {
     pub datagrams_sent: u64,
     /// Datagrams returned to the guest by `receive`.
     pub datagrams_received: u64,
-    /// Datagrams taken from the kernel and not returned: from a source other
-    /// than the stream's remote address (queued before the association
-    /// changed) or from a source the policy refuses.
-    pub datagrams_filtered: u64,
-    /// Datagrams taken from the kernel and not returned because they were
-    /// larger than [`Limits::max_datagram_size`].
-    pub datagrams_oversized: u64,
-    /// Operations the policy refused.
+    /// Operations (bind, connect, send) the policy refused with
+    /// `access-denied`.
     pub denied: u64,
+    /// Received datagrams dropped because no rule admits their source and
+    /// they are no reply to the socket.
+    pub dropped_not_admitted: u64,
+    /// Received datagrams dropped because a deny rule refuses their source.
+    pub dropped_forbidden: u64,
+    /// Received datagrams dropped because they came from other than the
+    /// connected peer (queued before `stream` connected the socket; the WIT
+    /// guarantees the peer's address on a connected stream).
+    pub dropped_not_peer: u64,
+    /// Received datagrams dropped for being larger than
+    /// [`Limits::max_datagram_size`].
+    pub dropped_oversized: u64,
+    /// `create-udp-socket` calls refused with `new-socket-limit` (the
+    /// store's [`Limits::max_sockets`], or the process out of descriptors).
+    pub socket_limit_hits: u64,
+    /// `check-send` calls that permitted nothing because the store's send
+    /// rate was spent.
+    pub send_rate_stalls: u64,
+    /// Buffer-size requests capped by [`Limits::max_socket_buffer`] or
+    /// [`Limits::max_store_buffers`].
+    pub buffer_requests_capped: u64,
+}
+
+impl UdpStatsSnapshot {
+    /// Received datagrams dropped, whatever the cause.
+    pub fn datagrams_dropped(&self) -> u64 {
+        self.dropped_not_admitted
+            + self.dropped_forbidden
+            + self.dropped_not_peer
+            + self.dropped_oversized
+    }
 }
 
 /// One live socket's claim on [`Limits::max_sockets`], released when
@@ -309,7 +378,7 @@ pub(crate) struct SocketSlot(Arc<AtomicUsize>);
 
 impl SocketSlot {
     /// Claims a slot, or `None` when `max` sockets are already live.
-    pub fn claim(live: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+    pub(crate) fn claim(live: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
         live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
@@ -335,6 +404,15 @@ pub struct WasiUdpState {
     pub udp: UdpCtx,
     /// The resource table both share.
     pub table: ResourceTable,
+}
+
+impl fmt::Debug for WasiUdpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WasiUdpState")
+            .field("udp", &self.udp)
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WasiUdpState {

@@ -61,19 +61,33 @@
 //!
 //! A [`UdpCtx`] grants nothing until told. [`RuleSet`] is the declarative
 //! policy: allow and deny [`Rule`]s by use (bind, connect, send, receive),
-//! network and ports, where a matching deny always wins. Every bind, connect
-//! and send is checked before the syscall, and so is the source of every
-//! received datagram (refused ones are dropped and counted). Refusals are
-//! `access-denied` for the guest and an `info` log line (target
-//! `wasi_udp_host::policy`) naming the rule, for the host. An embedder's own
-//! [`UdpPolicy`] may wait before deciding a bind or connect
-//! ([`UdpPolicy::check_async`]).
+//! network and ports, where a matching deny always wins. The rules mean
+//! what a stateful firewall's mean:
+//! - every datagram that leaves is covered by a `send` rule, connected or
+//!   not: connecting needs `connect` and `send` for the peer;
+//! - what a socket was allowed to send to, it may hear back from (its
+//!   connected peer, and up to [`Limits::max_reply_peers`] destinations it
+//!   sent to), without a `receive` rule;
+//! - `receive` rules admit unsolicited datagrams (servers);
+//! - deny rules refuse whatever allows them, replies included, and IPv4
+//!   deny rules also catch IPv4 addresses carried in IPv6 ones (NAT64,
+//!   6to4, ...).
+//!
+//! Every bind, connect and send is checked before the syscall, and so is
+//! the source of every received datagram (refused ones are dropped and
+//! counted by cause in [`UdpCtx::stats`]). Refusals are `access-denied` for
+//! the guest; for the host, a warning (target `wasi_udp_host::policy`)
+//! naming what was refused, why, and what would grant it, once per cause and
+//! peer and then as counts. An embedder's own [`UdpPolicy`] may wait before
+//! deciding a bind or connect ([`UdpPolicy::check_async`]).
 //!
 //! # Limits
 //!
-//! Sockets, batch sizes, datagram size, socket buffer space and send rate
-//! are limited per store; [`Limits`] lists each with its default and what
-//! the guest sees when it is reached.
+//! Sockets, batch sizes, datagram size, socket buffer space, send rate and
+//! remembered reply peers are limited per store; [`Limits`] lists each with
+//! its default and what the guest sees when it is reached. Reaching one is
+//! a warning (target `wasi_udp_host::limits`) that names the limit and how
+//! to raise it.
 //!
 //! # Performance
 //!
@@ -103,6 +117,8 @@
 //! `docs/conformance.md` lists each difference with the WIT sentence behind
 //! it and the guest that pins it.
 
+#![warn(unreachable_pub, missing_debug_implementations)]
+
 mod backend;
 /// The bindgen output: the `Host*` traits this crate implements on
 /// [`UdpCtxView`], for callers that drive the provider without a guest
@@ -112,8 +128,10 @@ pub mod bindings;
 mod ctx;
 mod error;
 mod host;
-pub mod limits;
-pub mod policy;
+mod limits;
+mod peers;
+mod policy;
+mod report;
 mod socket;
 mod streams;
 
@@ -121,19 +139,24 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 
 pub use crate::backend::Family;
-pub use crate::bindings::ErrorCode;
-pub use crate::ctx::{
-    MAX_DATAGRAM_SIZE, UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState,
+pub use crate::ctx::{UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState};
+pub use crate::error::{SocketError, SocketResult};
+pub use crate::limits::{
+    DEFAULT_MAX_RECEIVE_BATCH, DEFAULT_MAX_REPLY_PEERS, DEFAULT_MAX_SEND_BATCH,
+    DEFAULT_MAX_SOCKET_BUFFER, DEFAULT_MAX_SOCKETS, DEFAULT_MAX_STORE_BUFFERS, Limits,
+    MAX_DATAGRAM_SIZE, SendRate,
 };
-pub use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
-pub use crate::limits::{Limits, SendRate};
-pub use crate::policy::{AllowAll, Denial, DenyAll, Rule, RuleSet, SocketUse, UdpPolicy};
+pub use crate::policy::{
+    AllowAll, Decision, Denial, DenyAll, IpNet, ParseRuleError, Rule, RuleSet, SocketUse, UdpPolicy,
+};
+pub use crate::report::Hints;
 pub use crate::socket::UdpSocket;
 pub use crate::streams::{IncomingDatagramStream, OutgoingDatagramStream};
 
 /// The `wasi:sockets` version this crate implements.
 pub const WASI_SOCKETS_VERSION: &str = "0.2.1";
 
+#[derive(Debug)]
 struct UdpProvider;
 
 impl HasData for UdpProvider {

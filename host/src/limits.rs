@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::ctx::MAX_DATAGRAM_SIZE;
+/// Largest payload a UDP datagram can carry over IPv6 (65535 − 8 byte
+/// header); IPv4's is 65507.
+pub const MAX_DATAGRAM_SIZE: usize = 65_527;
 
 /// Default for [`Limits::max_sockets`].
 pub const DEFAULT_MAX_SOCKETS: usize = 1024;
@@ -18,9 +20,18 @@ pub const DEFAULT_MAX_RECEIVE_BATCH: usize = 64;
 pub const DEFAULT_MAX_SOCKET_BUFFER: usize = 4 << 20;
 /// Default for [`Limits::max_store_buffers`]: 64 MiB.
 pub const DEFAULT_MAX_STORE_BUFFERS: usize = 64 << 20;
+/// Default for [`Limits::max_reply_peers`].
+pub const DEFAULT_MAX_REPLY_PEERS: usize = 256;
 
 /// A send rate: datagrams per second, bytes per second, or both.
+///
+/// ```
+/// use wasi_udp_host::SendRate;
+/// let rate = SendRate::datagrams(1000).and_bytes(1 << 20);
+/// assert_eq!(rate.datagrams_per_second, Some(1000));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SendRate {
     /// Most datagrams per second, if limited.
     pub datagrams_per_second: Option<u64>,
@@ -29,6 +40,39 @@ pub struct SendRate {
 }
 
 impl SendRate {
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    /// At most `per_second` datagrams per second.
+    pub fn datagrams(per_second: u64) -> Self {
+        Self {
+            datagrams_per_second: Some(per_second),
+            bytes_per_second: None,
+        }
+    }
+
+    /// At most `per_second` payload bytes per second.
+    pub fn bytes(per_second: u64) -> Self {
+        Self {
+            datagrams_per_second: None,
+            bytes_per_second: Some(per_second),
+        }
+    }
+
+    /// The same rate, also limited to `per_second` datagrams per second.
+    pub fn and_datagrams(mut self, per_second: u64) -> Self {
+        self.datagrams_per_second = Some(per_second);
+        self
+    }
+
+    /// The same rate, also limited to `per_second` payload bytes per second.
+    pub fn and_bytes(mut self, per_second: u64) -> Self {
+        self.bytes_per_second = Some(per_second);
+        self
+    }
+
     /// Whether either rate is limited.
     pub fn is_limited(&self) -> bool {
         self.datagrams_per_second.is_some() || self.bytes_per_second.is_some()
@@ -46,11 +90,17 @@ impl SendRate {
 /// | `max_socket_buffer` | [`DEFAULT_MAX_SOCKET_BUFFER`] (4 MiB) | `set-receive-buffer-size` / `set-send-buffer-size` are capped (the WIT allows capping) |
 /// | `max_store_buffers` | [`DEFAULT_MAX_STORE_BUFFERS`] (64 MiB) | the buffer sizes guests set, summed over a store's live sockets, are capped; sockets left at the system default count nothing |
 /// | `send_rate` | unlimited | `check-send` returns 0 until tokens return, and its pollable wakes then |
+/// | `max_reply_peers` | [`DEFAULT_MAX_REPLY_PEERS`] (256) per socket | the peers a socket sent to longest ago are forgotten: their replies then need a `receive` rule |
 ///
 /// Nothing else is held for a guest on the host: datagrams wait in the
 /// kernel's socket buffers (bounded above), and each store keeps one set of
 /// receive slots (2 MiB at most, resident only as datagrams land).
+///
+/// Every limit is a public field; start from [`Limits::default`] and change
+/// what you need, or use the matching [`UdpCtxBuilder`](crate::UdpCtxBuilder)
+/// method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most live sockets (counting sockets whose streams are still alive).
     pub max_sockets: usize,
@@ -66,6 +116,9 @@ pub struct Limits {
     pub max_store_buffers: usize,
     /// The store's send rate; sends from all its sockets share it.
     pub send_rate: SendRate,
+    /// Most peers one socket remembers having sent to, whose replies it
+    /// receives without a `receive` rule.
+    pub max_reply_peers: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +131,7 @@ impl Default for Limits {
             max_socket_buffer: DEFAULT_MAX_SOCKET_BUFFER,
             max_store_buffers: DEFAULT_MAX_STORE_BUFFERS,
             send_rate: SendRate::default(),
+            max_reply_peers: DEFAULT_MAX_REPLY_PEERS,
         }
     }
 }
@@ -104,6 +158,7 @@ impl Limits {
                 "send-bytes-rate    {}",
                 rate(self.send_rate.bytes_per_second, "bytes")
             ),
+            format!("max-reply-peers    {} per socket", self.max_reply_peers),
         ]
         .join("\n")
     }
@@ -118,7 +173,7 @@ pub(crate) struct BufferBudget {
 }
 
 impl BufferBudget {
-    pub fn new(per_socket: usize, per_store: usize) -> Self {
+    pub(crate) fn new(per_socket: usize, per_store: usize) -> Self {
         Self {
             per_socket,
             per_store,
@@ -128,7 +183,7 @@ impl BufferBudget {
 
     /// A socket that holds `held` bytes of the budget asks for `wanted`:
     /// returns what it gets (capped by both limits) and now holds.
-    pub fn resize(&self, held: usize, wanted: usize) -> usize {
+    pub(crate) fn resize(&self, held: usize, wanted: usize) -> usize {
         let wanted = wanted.min(self.per_socket);
         let mut granted = 0;
         // Never fails: the closure always returns Some.
@@ -143,7 +198,7 @@ impl BufferBudget {
     }
 
     /// A socket that held `held` bytes is gone.
-    pub fn release(&self, held: usize) {
+    pub(crate) fn release(&self, held: usize) {
         let _ = self
             .in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_use| {
@@ -153,7 +208,7 @@ impl BufferBudget {
 
     /// Bytes currently set across the store's sockets.
     #[cfg(test)]
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
     }
 }
@@ -176,7 +231,7 @@ struct BucketState {
 }
 
 impl SendBucket {
-    pub fn new(rate: SendRate) -> Self {
+    pub(crate) fn new(rate: SendRate) -> Self {
         let state = BucketState {
             datagrams: Self::capacity(rate.datagrams_per_second, 1.0),
             bytes: Self::capacity(rate.bytes_per_second, MAX_DATAGRAM_SIZE as f64),
@@ -207,7 +262,7 @@ impl SendBucket {
 
     /// How many datagrams of `payload_len` bytes the tokens allow now, or
     /// when they will allow one.
-    pub fn permits(&self, payload_len: usize) -> Result<u64, Instant> {
+    pub(crate) fn permits(&self, payload_len: usize) -> Result<u64, Instant> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.refill(&mut state, now);
@@ -234,7 +289,7 @@ impl SendBucket {
 
     /// How many datagrams from the front of a batch with these payload
     /// lengths the tokens cover now (none when even the first does not fit).
-    pub fn admit(&self, lengths: impl Iterator<Item = usize>) -> usize {
+    pub(crate) fn admit(&self, lengths: impl Iterator<Item = usize>) -> usize {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.refill(&mut state, Instant::now());
         let (mut datagrams, mut bytes) = (state.datagrams, state.bytes);
@@ -252,7 +307,7 @@ impl SendBucket {
 
     /// Takes the tokens of what was sent. A batch larger than its estimate
     /// leaves the bucket in debt, which later permits wait out.
-    pub fn consume(&self, datagrams: u64, bytes: u64) {
+    pub(crate) fn consume(&self, datagrams: u64, bytes: u64) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.datagrams -= datagrams as f64;
         state.bytes -= bytes as f64;

@@ -11,27 +11,33 @@
 //! Invariants:
 //! - the OS socket is bound exactly when the state is `BindStarted` or
 //!   `Bound` (the bind syscall runs in `start-bind`, which the WIT allows);
-//! - the OS socket is connected exactly when `remote` is `Some`;
+//! - the OS socket is connected exactly when `remote` is `Some`, and then
+//!   the policy allowed both connecting and sending to it;
+//! - every address in `reply_peers` is one the policy allowed this socket
+//!   to send to (a connected peer, or a destination of a `send`);
 //! - `streams_lease` has a strong count above 1 exactly while a stream of the
 //!   latest `stream` call is alive; pollables do not hold it.
+//!
+//! Every policy and limit check happens here, before the syscall it guards.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{DatagramSocket, Family};
-use crate::bindings::ErrorCode;
 use crate::ctx::{SocketSlot, StoreShared, UdpStats};
-use crate::error::{Operation, SocketError, SocketResult, error_code_from_io};
-use crate::policy::{Denial, SocketUse, UdpPolicy};
+use crate::error::{Code, Operation, UdpError, UdpResult, code_from_io};
+use crate::peers::ReplyPeers;
+use crate::policy::{Denial, Rule, SocketUse};
+use crate::report::{Limit, Topic};
 
 /// What a socket and its streams share: the OS socket and an error the
 /// kernel reported that no guest call has returned yet.
 pub(crate) struct SocketCore {
-    pub io: DatagramSocket,
-    pub family: Family,
-    pub shared: Arc<StoreShared>,
+    pub(crate) io: DatagramSocket,
+    pub(crate) family: Family,
+    pub(crate) shared: Arc<StoreShared>,
     /// An asynchronous network error (an ICMP report) the kernel handed over
     /// while the provider was busy returning other results. The kernel
     /// reports each such error once, so it waits here for the next `send` or
@@ -41,15 +47,18 @@ pub(crate) struct SocketCore {
     /// kernel reports room again. While it is clear, `check-send` permits
     /// without asking the kernel: a send that then finds the buffer full
     /// just sends fewer, which the WIT allows.
-    pub send_buffer_full: AtomicBool,
-    /// `SO_SNDBUF` as last read, or 0 when it must be read again.
-    send_buffer_size: AtomicUsize,
+    pub(crate) send_buffer_full: AtomicBool,
+    /// The room the kernel promises when it reports the socket writable, as
+    /// last read, or 0 when it must be read again.
+    send_room: AtomicUsize,
     /// The largest payload of the last `send`: what permits are sized for.
-    pub last_payload_len: AtomicUsize,
+    pub(crate) last_payload_len: AtomicUsize,
     /// What the guest set `SO_RCVBUF` and `SO_SNDBUF` to, as counted against
     /// the store's buffer budget (0 while at the system default).
     receive_buffer_held: AtomicUsize,
     send_buffer_held: AtomicUsize,
+    /// Peers whose datagrams are replies: see the module invariants.
+    reply_peers: Mutex<ReplyPeers>,
     _slot: SocketSlot,
 }
 
@@ -63,7 +72,7 @@ impl Drop for SocketCore {
 
 impl SocketCore {
     /// Remembers `error` for the next `send` or `receive`.
-    pub fn defer_error(&self, error: io::Error) {
+    pub(crate) fn defer_error(&self, error: io::Error) {
         let mut pending = self
             .pending_error
             .lock()
@@ -72,33 +81,51 @@ impl SocketCore {
     }
 
     /// Takes the error deferred by [`defer_error`](Self::defer_error), if any.
-    pub fn take_deferred_error(&self) -> Option<io::Error> {
+    pub(crate) fn take_deferred_error(&self) -> Option<io::Error> {
         self.pending_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
 
-    /// `SO_SNDBUF`, read from the kernel once and remembered until the guest
-    /// changes it.
-    pub fn send_buffer_size(&self) -> usize {
-        match self.send_buffer_size.load(Ordering::Relaxed) {
-            0 => {
-                // Linux's default; only used if the kernel will not say.
-                let size = self.io.send_buffer_size().unwrap_or(212_992);
-                self.send_buffer_size.store(size, Ordering::Relaxed);
-                size
-            }
-            size => size,
-        }
-    }
-
     /// Whether an error is waiting to be reported.
-    pub fn has_deferred_error(&self) -> bool {
+    pub(crate) fn has_deferred_error(&self) -> bool {
         self.pending_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// The send-buffer room the kernel promises when it reports the socket
+    /// writable, read once and remembered until the guest changes the
+    /// buffer size.
+    pub(crate) fn send_room(&self) -> usize {
+        match self.send_room.load(Ordering::Relaxed) {
+            0 => {
+                let room = self.io.send_room();
+                self.send_room.store(room, Ordering::Relaxed);
+                room
+            }
+            room => room,
+        }
+    }
+
+    /// The peers this socket may hear replies from.
+    pub(crate) fn reply_peers(&self) -> MutexGuard<'_, ReplyPeers> {
+        self.reply_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts and reports a refused operation; the guest gets
+    /// `access-denied`.
+    pub(crate) fn refuse(
+        &self,
+        socket_use: SocketUse,
+        addr: SocketAddr,
+        denial: &Denial,
+    ) -> UdpError {
+        refuse(&self.shared, socket_use, addr, denial)
     }
 }
 
@@ -120,31 +147,88 @@ pub struct UdpSocket {
     streams_lease: Arc<()>,
 }
 
+impl std::fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("family", &self.core.family)
+            .field("state", &self.state)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`UdpSocket::stream`] hands to the two new streams.
 pub(crate) struct StreamParts {
-    pub core: Arc<SocketCore>,
-    pub remote: Option<SocketAddr>,
-    pub lease: Arc<()>,
+    pub(crate) core: Arc<SocketCore>,
+    pub(crate) remote: Option<ConnectedPeer>,
+    pub(crate) lease: Arc<()>,
+}
+
+/// The peer of a connected stream pair, and what the policy said about
+/// hearing from it (decided once, at `stream`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectedPeer {
+    pub(crate) addr: SocketAddr,
+    /// A deny rule refuses datagrams from the peer: each is dropped.
+    pub(crate) forbidden: bool,
 }
 
 impl UdpSocket {
-    pub(crate) fn new(
+    /// A new, unbound socket, or `new-socket-limit` when the store or the
+    /// process has no room for one.
+    pub(crate) fn create(
         family: Family,
-        shared: Arc<StoreShared>,
-        slot: SocketSlot,
-    ) -> io::Result<Self> {
-        let io = DatagramSocket::new(family)?;
+        shared: &Arc<StoreShared>,
+        live: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> UdpResult<Self> {
+        let max = shared.limits.max_sockets;
+        // udp-create-socket.wit: "new-socket-limit: The new socket resource
+        // could not be created because of a system limit." The store's limit
+        // is checked before the syscall.
+        let Some(slot) = SocketSlot::claim(live, max) else {
+            UdpStats::add(&shared.stats.socket_limit_hits, 1);
+            let hints = shared.reporter.hints();
+            shared
+                .reporter
+                .report(Topic::Limit(Limit::MaxSockets), None, 1, || {
+                    format!(
+                        "the guest holds {max} sockets, its max-sockets: create-udp-socket \
+                         returns new-socket-limit; {}",
+                        hints.raise(Limit::MaxSockets)
+                    )
+                });
+            return Err(Code::NewSocketLimit.into());
+        };
+        let io = DatagramSocket::new(family).map_err(|error| {
+            let code = code_from_io(&error, Operation::Create);
+            if code == Code::NewSocketLimit {
+                UdpStats::add(&shared.stats.socket_limit_hits, 1);
+                let hints = shared.reporter.hints();
+                shared
+                    .reporter
+                    .report(Topic::Limit(Limit::Descriptors), None, 1, || {
+                        format!(
+                            "the process is out of file descriptors ({error}) with {} sockets \
+                             open for this guest: create-udp-socket returns new-socket-limit; {}",
+                            live.load(Ordering::Relaxed).saturating_sub(1),
+                            hints.raise(Limit::Descriptors)
+                        )
+                    });
+            }
+            UdpError::from(code)
+        })?;
         Ok(Self {
             core: Arc::new(SocketCore {
                 io,
                 family,
-                shared,
+                shared: shared.clone(),
                 pending_error: Mutex::new(None),
                 send_buffer_full: AtomicBool::new(false),
-                send_buffer_size: AtomicUsize::new(0),
+                send_room: AtomicUsize::new(0),
                 last_payload_len: AtomicUsize::new(0),
                 receive_buffer_held: AtomicUsize::new(0),
                 send_buffer_held: AtomicUsize::new(0),
+                reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
                 _slot: slot,
             }),
             state: BindState::Unbound,
@@ -158,61 +242,79 @@ impl UdpSocket {
         self.core.family
     }
 
-    /// `start-bind`, before the policy is asked: the checks that need no
-    /// policy.
-    pub(crate) fn check_bind(&self, local: &SocketAddr) -> SocketResult<()> {
+    /// `start-bind`, first step: the checks that need no policy, then the
+    /// policy question to ask (which may wait).
+    pub(crate) fn prepare_bind(&self, local: SocketAddr) -> UdpResult<PolicyQuestion> {
+        self.check_bind(&local)?;
+        Ok(PolicyQuestion {
+            shared: self.core.shared.clone(),
+            addr: local,
+        })
+    }
+
+    fn check_bind(&self, local: &SocketAddr) -> UdpResult<()> {
         match self.state {
             BindState::Unbound => {}
             // network.wit: "concurrency-conflict: This operation is
             // incompatible with another asynchronous operation that is already
             // in progress."
-            BindState::BindStarted => return Err(ErrorCode::ConcurrencyConflict.into()),
+            BindState::BindStarted => return Err(Code::ConcurrencyConflict.into()),
             // WIT: "invalid-state: The socket is already bound."
-            BindState::Bound => return Err(ErrorCode::InvalidState.into()),
+            BindState::Bound => return Err(Code::InvalidState.into()),
         }
         // WIT: "invalid-argument: The local-address has the wrong address family."
         validate_family(self.core.family, local)
     }
 
     /// `start-bind`, once the policy allowed it: binds.
-    pub(crate) fn start_bind(&mut self, local: Approved) -> SocketResult<()> {
-        let local = local.address(SocketUse::Bind);
-        self.check_bind(&local)?;
+    pub(crate) fn start_bind(&mut self, local: ApprovedBind) -> UdpResult<()> {
+        self.check_bind(&local.0)?;
         self.core
             .io
-            .bind(local)
-            .map_err(|e| error_code_from_io(&e, Operation::Bind))?;
+            .bind(local.0)
+            .map_err(|e| code_from_io(&e, Operation::Bind))?;
         self.state = BindState::BindStarted;
         Ok(())
     }
 
     /// `finish-bind`.
-    pub(crate) fn finish_bind(&mut self) -> SocketResult<()> {
+    pub(crate) fn finish_bind(&mut self) -> UdpResult<()> {
         match self.state {
             BindState::BindStarted => {
                 self.state = BindState::Bound;
                 Ok(())
             }
             // WIT: "not-in-progress: A bind operation is not in progress."
-            BindState::Unbound | BindState::Bound => Err(ErrorCode::NotInProgress.into()),
+            BindState::Unbound | BindState::Bound => Err(Code::NotInProgress.into()),
         }
     }
 
-    /// `stream`, before the policy is asked about the remote address: the
-    /// checks that need no policy.
-    pub(crate) fn check_stream(&self, remote: Option<&SocketAddr>) -> SocketResult<()> {
+    /// `stream`, first step: the checks that need no policy, then the policy
+    /// question about the remote address, if there is one.
+    pub(crate) fn prepare_stream(
+        &self,
+        remote: Option<SocketAddr>,
+    ) -> UdpResult<Option<PolicyQuestion>> {
+        self.check_stream(remote.as_ref())?;
+        Ok(remote.map(|addr| PolicyQuestion {
+            shared: self.core.shared.clone(),
+            addr,
+        }))
+    }
+
+    fn check_stream(&self, remote: Option<&SocketAddr>) -> UdpResult<()> {
         if Arc::strong_count(&self.streams_lease) > 1 {
             // WIT: "Implementations may trap if the streams returned by a
             // previous invocation haven't been dropped yet before calling
             // `stream` again." We do: two live pairs on one socket would steal
             // each other's datagrams.
-            return Err(SocketError::trap(
+            return Err(UdpError::trap(
                 "udp-socket.stream called while streams from an earlier call are still alive; drop them first",
             ));
         }
         // WIT: "invalid-state: The socket is not bound."
         if self.state != BindState::Bound {
-            return Err(ErrorCode::InvalidState.into());
+            return Err(Code::InvalidState.into());
         }
         match remote {
             Some(remote) => validate_remote(self.core.family, remote),
@@ -223,175 +325,281 @@ impl UdpSocket {
     /// `stream`, once the policy allowed the remote address (if any):
     /// (re)sets the association and hands out the parts of a new stream
     /// pair.
-    pub(crate) fn stream(&mut self, remote: Option<Approved>) -> SocketResult<StreamParts> {
-        let remote = remote.map(|remote| remote.address(SocketUse::Connect));
-        self.check_stream(remote.as_ref())?;
+    pub(crate) fn stream(&mut self, remote: Option<ApprovedPeer>) -> UdpResult<StreamParts> {
+        self.check_stream(remote.as_ref().map(|peer| &peer.peer.addr))?;
         // WIT: "if (was previously connected) { connect(s, AF_UNSPEC) }"
         if self.remote.is_some() {
             self.core
                 .io
                 .disconnect()
-                .map_err(|e| error_code_from_io(&e, Operation::Connect))?;
+                .map_err(|e| code_from_io(&e, Operation::Connect))?;
             self.remote = None;
         }
-        if let Some(remote) = remote {
+        let mut connected = None;
+        if let Some(ApprovedPeer { peer }) = remote {
             self.core
                 .io
-                .connect(remote)
-                .map_err(|e| error_code_from_io(&e, Operation::Connect))?;
-            self.remote = Some(remote);
+                .connect(peer.addr)
+                .map_err(|e| code_from_io(&e, Operation::Connect))?;
+            self.remote = Some(peer.addr);
+            self.core.reply_peers().note(peer.addr);
+            connected = Some(peer);
         }
         self.streams_lease = Arc::new(());
         Ok(StreamParts {
             core: self.core.clone(),
-            remote: self.remote,
+            remote: connected,
             lease: self.streams_lease.clone(),
         })
     }
 
     /// `local-address`.
-    pub(crate) fn local_address(&self) -> SocketResult<SocketAddr> {
+    pub(crate) fn local_address(&self) -> UdpResult<SocketAddr> {
         // WIT: "WASI is stricter and requires local-address to return
         // invalid-state when the socket hasn't been bound yet." The bind is
         // not complete until finish-bind.
         if self.state != BindState::Bound {
-            return Err(ErrorCode::InvalidState.into());
+            return Err(Code::InvalidState.into());
         }
         self.core
             .io
             .local_addr()
-            .map_err(|e| error_code_from_io(&e, Operation::Option).into())
+            .map_err(|e| code_from_io(&e, Operation::Option).into())
     }
 
     /// `remote-address`.
-    pub(crate) fn remote_address(&self) -> SocketResult<SocketAddr> {
+    pub(crate) fn remote_address(&self) -> UdpResult<SocketAddr> {
         // WIT: "invalid-state: The socket is not streaming to a specific
         // remote address. (ENOTCONN)"
-        self.remote.ok_or(ErrorCode::InvalidState.into())
+        self.remote.ok_or(Code::InvalidState.into())
     }
 
     /// `unicast-hop-limit`.
-    pub(crate) fn hop_limit(&self) -> SocketResult<u8> {
+    pub(crate) fn hop_limit(&self) -> UdpResult<u8> {
         let value = option_result(self.core.io.hop_limit(self.core.family))?;
         Ok(u8::try_from(value).unwrap_or(u8::MAX))
     }
 
     /// `set-unicast-hop-limit`.
-    pub(crate) fn set_hop_limit(&self, value: u8) -> SocketResult<()> {
+    pub(crate) fn set_hop_limit(&self, value: u8) -> UdpResult<()> {
         // WIT: "invalid-argument: (set) The TTL value must be 1 or higher."
         if value == 0 {
-            return Err(ErrorCode::InvalidArgument.into());
+            return Err(Code::InvalidArgument.into());
         }
         option_result(self.core.io.set_hop_limit(self.core.family, value.into()))
     }
 
-    /// `receive-buffer-size`.
-    pub(crate) fn receive_buffer_size(&self) -> SocketResult<u64> {
+    /// `receive-buffer-size`: in the units the guest sets it in (the kernel
+    /// doubles what it is given on Linux; the backend reports it undoubled).
+    pub(crate) fn receive_buffer_size(&self) -> UdpResult<u64> {
         option_result(self.core.io.receive_buffer_size()).map(|n| n as u64)
     }
 
     /// `set-receive-buffer-size`.
-    pub(crate) fn set_receive_buffer_size(&self, value: u64) -> SocketResult<()> {
+    pub(crate) fn set_receive_buffer_size(&self, value: u64) -> UdpResult<()> {
         // WIT: "If the provided value is 0, an invalid-argument error is
         // returned. Any other value will never cause an error, but it might be
         // silently clamped and/or rounded."
-        let size = self.budgeted(&self.core.receive_buffer_held, buffer_size_argument(value)?);
+        let wanted = buffer_size_argument(value)?;
+        let Some(size) = self.budgeted(&self.core.receive_buffer_held, wanted) else {
+            return Ok(());
+        };
         option_result(self.core.io.set_receive_buffer_size(size))
     }
 
-    /// `wanted` capped by the per-socket and per-store buffer limits, with
-    /// the socket's hold on the store's budget (`held`) updated to match.
-    fn budgeted(&self, held: &AtomicUsize, wanted: usize) -> usize {
-        let buffers = &self.core.shared.buffers;
-        let granted = buffers.resize(held.load(Ordering::Relaxed), wanted);
-        held.store(granted, Ordering::Relaxed);
-        granted
-    }
-
-    /// `send-buffer-size`.
-    pub(crate) fn send_buffer_size(&self) -> SocketResult<u64> {
+    /// `send-buffer-size`, in the units the guest sets it in.
+    pub(crate) fn send_buffer_size(&self) -> UdpResult<u64> {
         option_result(self.core.io.send_buffer_size()).map(|n| n as u64)
     }
 
     /// `set-send-buffer-size`.
-    pub(crate) fn set_send_buffer_size(&self, value: u64) -> SocketResult<()> {
-        let size = self.budgeted(&self.core.send_buffer_held, buffer_size_argument(value)?);
-        // The kernel clamps and doubles what it is given: read it back at
-        // the next check-send.
-        self.core.send_buffer_size.store(0, Ordering::Relaxed);
+    pub(crate) fn set_send_buffer_size(&self, value: u64) -> UdpResult<()> {
+        let wanted = buffer_size_argument(value)?;
+        let Some(size) = self.budgeted(&self.core.send_buffer_held, wanted) else {
+            return Ok(());
+        };
+        // The kernel may clamp what it is given: read the room back at the
+        // next check-send.
+        self.core.send_room.store(0, Ordering::Relaxed);
         option_result(self.core.io.set_send_buffer_size(size))
+    }
+
+    /// `wanted` capped by the per-socket and per-store buffer limits, with
+    /// the socket's hold on the store's budget (`held`) updated to match;
+    /// `None` when the store's budget has nothing left for it, in which case
+    /// the socket keeps the size it has (asking the kernel for 0 would give
+    /// it the kernel's minimum instead).
+    fn budgeted(&self, held: &AtomicUsize, wanted: usize) -> Option<usize> {
+        let shared = &self.core.shared;
+        let buffers = &shared.buffers;
+        let before = held.load(Ordering::Relaxed);
+        let granted = buffers.resize(before, wanted);
+        if granted < wanted {
+            UdpStats::add(&shared.stats.buffer_requests_capped, 1);
+            let limit = if wanted > shared.limits.max_socket_buffer {
+                Limit::MaxSocketBuffer
+            } else {
+                Limit::MaxStoreBuffers
+            };
+            let hints = shared.reporter.hints();
+            shared.reporter.report(Topic::Limit(limit), None, 1, || {
+                format!(
+                    "a buffer size of {wanted} bytes was capped to {granted} by {}; {}",
+                    limit.flag(),
+                    hints.raise(limit)
+                )
+            });
+        }
+        if granted == 0 {
+            // Nothing left: keep what the socket held and the size it has.
+            buffers.resize(0, before);
+            return None;
+        }
+        held.store(granted, Ordering::Relaxed);
+        Some(granted)
     }
 }
 
-fn option_result<T>(result: io::Result<T>) -> SocketResult<T> {
-    result.map_err(|e| error_code_from_io(&e, Operation::Option).into())
+fn option_result<T>(result: io::Result<T>) -> UdpResult<T> {
+    result.map_err(|e| code_from_io(&e, Operation::Option).into())
 }
 
-fn buffer_size_argument(value: u64) -> SocketResult<usize> {
+fn buffer_size_argument(value: u64) -> UdpResult<usize> {
     if value == 0 {
-        return Err(ErrorCode::InvalidArgument.into());
+        return Err(Code::InvalidArgument.into());
     }
     Ok(usize::try_from(value).unwrap_or(usize::MAX))
 }
 
-/// Proof that the policy allowed one use of one address: the only way to
-/// reach the bind and connect syscalls.
-pub(crate) struct Approved {
-    socket_use: SocketUse,
+/// A bind or connect the policy must decide, which may wait; owns what it
+/// needs, so that the resource table is free while it waits.
+pub(crate) struct PolicyQuestion {
+    shared: Arc<StoreShared>,
     addr: SocketAddr,
 }
 
-impl Approved {
-    /// The address, for the use it was approved for.
-    fn address(self, socket_use: SocketUse) -> SocketAddr {
-        debug_assert_eq!(self.socket_use, socket_use, "approved for another use");
-        self.addr
+/// Proof that the policy allowed binding to an address: the only way to
+/// reach the bind syscall.
+pub(crate) struct ApprovedBind(SocketAddr);
+
+/// Proof that the policy allowed connecting to a peer and sending to it:
+/// the only way to reach the connect syscall.
+pub(crate) struct ApprovedPeer {
+    peer: ConnectedPeer,
+}
+
+impl PolicyQuestion {
+    /// Asks whether the socket may bind to the address.
+    pub(crate) async fn approve_bind(self) -> UdpResult<ApprovedBind> {
+        let policy = self.shared.policy.clone();
+        match policy.check_async(SocketUse::Bind, self.addr).await {
+            Ok(()) => Ok(ApprovedBind(self.addr)),
+            Err(denial) => Err(refuse(&self.shared, SocketUse::Bind, self.addr, &denial)),
+        }
+    }
+
+    /// Asks whether the socket may connect to the peer. A connected stream
+    /// sends to its peer, so connecting needs `connect` and `send`; and it
+    /// hears from the peer unless a deny rule refuses `receive` from it.
+    pub(crate) async fn approve_connect(self) -> UdpResult<ApprovedPeer> {
+        let policy = self.shared.policy.clone();
+        let addr = self.addr;
+        let connect = policy.check_async(SocketUse::Connect, addr).await;
+        let send = policy.check_async(SocketUse::Send, addr).await;
+        let denial = match (connect, send) {
+            (Ok(()), Ok(())) => None,
+            (Err(denial), Ok(())) => Some(denial),
+            (Ok(()), Err(send)) => Some(sending_refused(&send)),
+            (Err(connect), Err(send)) => Some(both_refused(connect, &send)),
+        };
+        if let Some(denial) = denial {
+            return Err(refuse(&self.shared, SocketUse::Connect, addr, &denial));
+        }
+        let forbidden = policy
+            .check(SocketUse::Receive, addr)
+            .is_err_and(|denial| denial.is_forbidden());
+        Ok(ApprovedPeer {
+            peer: ConnectedPeer { addr, forbidden },
+        })
     }
 }
 
-/// Asks `policy`, counting and logging a refusal.
-pub(crate) fn check_policy(
-    policy: &dyn UdpPolicy,
-    stats: &UdpStats,
-    socket_use: SocketUse,
-    addr: SocketAddr,
-) -> SocketResult<()> {
-    policy
-        .check(socket_use, addr)
-        .map_err(|denial| refused(stats, &denial))
-}
-
-/// Asks `policy`, which may wait (binds and connects), counting and logging
-/// a refusal.
-pub(crate) async fn approve(
-    policy: &dyn UdpPolicy,
-    stats: &UdpStats,
-    socket_use: SocketUse,
-    addr: SocketAddr,
-) -> SocketResult<Approved> {
-    match policy.check_async(socket_use, addr).await {
-        Ok(()) => Ok(Approved { socket_use, addr }),
-        Err(denial) => Err(refused(stats, &denial)),
+/// A connect refused because sending to the peer is.
+fn sending_refused(send: &Denial) -> Denial {
+    let reason = format!(
+        "a connected stream sends to its peer, and {}",
+        send.reason()
+    );
+    let denial = if send.is_forbidden() {
+        Denial::forbidden(reason)
+    } else {
+        Denial::not_granted(reason)
+    };
+    match send.grant() {
+        Some(grant) => denial.with_grant(grant.clone()),
+        None => denial,
     }
 }
 
-fn refused(stats: &UdpStats, denial: &Denial) -> SocketError {
-    UdpStats::add(&stats.denied, 1);
-    tracing::info!(target: "wasi_udp_host::policy", "denied: {denial}");
-    ErrorCode::AccessDenied.into()
+/// A connect refused for both `connect` and `send`: one denial whose grant
+/// covers both, when both name one for the same addresses.
+fn both_refused(connect: Denial, send: &Denial) -> Denial {
+    if connect.is_forbidden() {
+        return connect;
+    }
+    if send.is_forbidden() {
+        return sending_refused(send);
+    }
+    let reason = format!("{} (nor send)", connect.reason());
+    let merged = match (connect.grant(), send.grant()) {
+        (Some(c), Some(s)) if c.net == s.net && c.ports == s.ports => Some(Rule::new(
+            c.uses.iter().chain(&s.uses).copied(),
+            c.net,
+            c.ports.clone(),
+        )),
+        (Some(c), _) => Some(c.clone()),
+        (None, _) => None,
+    };
+    let denial = Denial::not_granted(reason);
+    match merged {
+        Some(grant) => denial.with_grant(grant),
+        None => denial,
+    }
+}
+
+/// Counts and reports a refused operation; the guest gets `access-denied`.
+pub(crate) fn refuse(
+    shared: &StoreShared,
+    socket_use: SocketUse,
+    addr: SocketAddr,
+    denial: &Denial,
+) -> UdpError {
+    UdpStats::add(&shared.stats.denied, 1);
+    let hints = shared.reporter.hints();
+    shared
+        .reporter
+        .report(Topic::Denied(socket_use), Some(addr), 1, || {
+            let mut message = format!("denied: {socket_use} {addr}: {}", denial.reason());
+            if let Some(grant) = denial.grant() {
+                message.push_str("; to grant it: ");
+                message.push_str(&hints.grant(grant));
+            }
+            message
+        });
+    Code::AccessDenied.into()
 }
 
 /// The family check shared by bind, stream and send.
-fn validate_family(family: Family, addr: &SocketAddr) -> SocketResult<()> {
+fn validate_family(family: Family, addr: &SocketAddr) -> UdpResult<()> {
     if !family.matches(addr) {
-        return Err(ErrorCode::InvalidArgument.into());
+        return Err(Code::InvalidArgument.into());
     }
     if let SocketAddr::V6(v6) = addr {
         // An IPv4-mapped address would reach IPv4 through an IPv6 socket,
         // which V6ONLY sockets cannot do; the WIT treats it as the wrong
         // family.
         if is_ipv4_mapped(v6) {
-            return Err(ErrorCode::InvalidArgument.into());
+            return Err(Code::InvalidArgument.into());
         }
     }
     Ok(())
@@ -401,10 +609,10 @@ fn validate_family(family: Family, addr: &SocketAddr) -> SocketResult<()> {
 /// WIT: "invalid-argument: The remote-address has the wrong address family.",
 /// "... is set to INADDR_ANY (0.0.0.0 / ::).", "The port in remote-address is
 /// set to 0."
-pub(crate) fn validate_remote(family: Family, remote: &SocketAddr) -> SocketResult<()> {
+pub(crate) fn validate_remote(family: Family, remote: &SocketAddr) -> UdpResult<()> {
     validate_family(family, remote)?;
     if remote.ip().is_unspecified() || remote.port() == 0 {
-        return Err(ErrorCode::InvalidArgument.into());
+        return Err(Code::InvalidArgument.into());
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `incoming-datagram-stream` and `outgoing-datagram-stream`: readiness,
-//! `check-send` permits, batched non-blocking `send` and `receive`.
+//! `check-send` permits, batched non-blocking `send` and `receive`, and the
+//! per-datagram policy: which destinations a `send` may reach and which
+//! sources a `receive` may return.
 //!
 //! Nothing here blocks or spawns: `receive` and `send` do what the kernel can
 //! do right now, and the pollables wait on the reactor's readiness.
@@ -12,13 +14,15 @@ use std::sync::atomic::Ordering;
 use wasmtime_wasi_io::poll::Pollable;
 
 use crate::backend::{ReceiveSlots, Received, Transmit};
-use crate::bindings::ErrorCode;
 use crate::ctx::UdpStats;
 use crate::error::{
-    Operation, SocketError, SocketResult, error_code_from_io, is_asynchronous_network_error,
+    Code, Operation, UdpError, UdpResult, code_from_io, is_asynchronous_network_error,
 };
-use crate::policy::{SocketUse, UdpPolicy};
-use crate::socket::{SocketCore, StreamParts, check_policy, validate_remote};
+use crate::limits::MAX_DATAGRAM_SIZE;
+use crate::peers::same_peer;
+use crate::policy::{Denial, SocketUse};
+use crate::report::{DropCause, Limit, Topic};
+use crate::socket::{ConnectedPeer, SocketCore, StreamParts, validate_remote};
 
 /// How many datagrams from unwanted sources one `receive` call may discard
 /// before it returns, so a flood of them cannot keep the guest's call busy.
@@ -27,14 +31,40 @@ const MAX_DISCARDS_PER_RECEIVE: usize = 256;
 /// The host side of an `incoming-datagram-stream` resource.
 pub struct IncomingDatagramStream {
     core: Arc<SocketCore>,
-    remote: Option<SocketAddr>,
+    remote: Option<ConnectedPeer>,
     _lease: Arc<()>,
+}
+
+impl std::fmt::Debug for IncomingDatagramStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingDatagramStream")
+            .field("remote", &self.remote.map(|peer| peer.addr))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A datagram taken from the kernel for the guest.
 pub(crate) struct ReceivedDatagram {
-    pub data: Vec<u8>,
-    pub source: SocketAddr,
+    pub(crate) data: Vec<u8>,
+    pub(crate) source: SocketAddr,
+}
+
+/// Why a source's datagrams are not for the guest.
+#[derive(Clone, Debug)]
+pub(crate) struct Refusal {
+    pub(crate) cause: DropCause,
+    /// What the policy said, for the message.
+    pub(crate) denial: Option<Denial>,
+}
+
+/// Datagrams from one source dropped for one cause, in a row.
+#[derive(Debug)]
+pub(crate) struct Dropped {
+    pub(crate) source: SocketAddr,
+    pub(crate) refusal: Refusal,
+    pub(crate) count: u64,
+    /// The largest of them, in bytes.
+    pub(crate) largest: usize,
 }
 
 impl IncomingDatagramStream {
@@ -57,45 +87,32 @@ impl IncomingDatagramStream {
         &self,
         max: usize,
         slots: &mut ReceiveSlots,
-        policy: &dyn UdpPolicy,
-    ) -> SocketResult<Vec<ReceivedDatagram>> {
+    ) -> UdpResult<Vec<ReceivedDatagram>> {
         if max == 0 {
             return Ok(Vec::new());
         }
         if let Some(error) = self.core.take_deferred_error() {
-            return Err(error_code_from_io(&error, Operation::Receive).into());
+            return Err(code_from_io(&error, Operation::Receive).into());
         }
         let max_size = self.core.shared.limits.max_datagram_size;
         let batch = collect_datagrams(
             max,
             slots,
-            self.remote,
-            policy,
             max_size,
+            |source| self.admit(source),
             |slots, max, landed| self.core.io.try_receive_batch(slots, max, landed),
         );
-        let stats = &self.core.shared.stats;
-        UdpStats::add(&stats.datagrams_received, batch.received.len() as u64);
-        if batch.discarded > 0 {
-            UdpStats::add(&stats.datagrams_filtered, batch.discarded as u64);
-            tracing::debug!(
-                target: "wasi_udp_host::policy",
-                "discarded {} datagrams from sources this stream may not receive from",
-                batch.discarded
-            );
-        }
-        if batch.oversized > 0 {
-            UdpStats::add(&stats.datagrams_oversized, batch.oversized as u64);
-            tracing::debug!(
-                target: "wasi_udp_host::limits",
-                "dropped {} received datagrams larger than {max_size} bytes",
-                batch.oversized
-            );
+        UdpStats::add(
+            &self.core.shared.stats.datagrams_received,
+            batch.received.len() as u64,
+        );
+        for dropped in &batch.dropped {
+            self.report_drop(dropped);
         }
         match batch.error {
             None => Ok(batch.received),
             Some(error) if batch.received.is_empty() => {
-                Err(error_code_from_io(&error, Operation::Receive).into())
+                Err(code_from_io(&error, Operation::Receive).into())
             }
             Some(error) => {
                 // The datagrams already taken from the kernel go out now; the
@@ -104,6 +121,106 @@ impl IncomingDatagramStream {
                 Ok(batch.received)
             }
         }
+    }
+
+    /// Whether a datagram from `source` is for the guest.
+    fn admit(&self, source: SocketAddr) -> Result<(), Refusal> {
+        let policy = &self.core.shared.policy;
+        if let Some(peer) = self.remote {
+            // WIT: "remote-address: This field is guaranteed to match the
+            // remote address the stream was initialized with, if any." A
+            // datagram from elsewhere was queued before the association.
+            if !same_peer(peer.addr, source) {
+                return Err(Refusal {
+                    cause: DropCause::NotPeer,
+                    denial: None,
+                });
+            }
+            if peer.forbidden {
+                return Err(Refusal {
+                    cause: DropCause::Forbidden,
+                    denial: policy.check(SocketUse::Receive, source).err(),
+                });
+            }
+            return Ok(());
+        }
+        match policy.check(SocketUse::Receive, source) {
+            Ok(()) => Ok(()),
+            Err(denial) if denial.is_forbidden() => Err(Refusal {
+                cause: DropCause::Forbidden,
+                denial: Some(denial),
+            }),
+            Err(_) if self.core.reply_peers().contains(source) => Ok(()),
+            Err(denial) => Err(Refusal {
+                cause: DropCause::NotAdmitted,
+                denial: Some(denial),
+            }),
+        }
+    }
+
+    /// Counts dropped datagrams and says why, once per cause and source.
+    fn report_drop(&self, dropped: &Dropped) {
+        let shared = &self.core.shared;
+        let stats = &shared.stats;
+        let counter = match dropped.refusal.cause {
+            DropCause::NotAdmitted => &stats.dropped_not_admitted,
+            DropCause::Forbidden => &stats.dropped_forbidden,
+            DropCause::NotPeer => &stats.dropped_not_peer,
+            DropCause::Oversized => &stats.dropped_oversized,
+        };
+        UdpStats::add(counter, dropped.count);
+        let hints = shared.reporter.hints();
+        let topic = Topic::Dropped(dropped.refusal.cause);
+        shared
+            .reporter
+            .report(topic, Some(dropped.source), dropped.count, || {
+                let local = match self.core.io.local_addr() {
+                    Ok(local) => format!(" on {local}"),
+                    Err(_) => String::new(),
+                };
+                let what = match dropped.count {
+                    1 => "a datagram".to_owned(),
+                    n => format!("{n} datagrams"),
+                };
+                let head = format!("dropped {what} from {}{local}", dropped.source);
+                let denial = dropped.refusal.denial.as_ref();
+                let reason = denial.map(Denial::reason).unwrap_or("refused");
+                match dropped.refusal.cause {
+                    DropCause::NotAdmitted => {
+                        let mut message = format!(
+                            "{head}: {reason}, and this socket never sent to it (replies are \
+                             admitted only from where it sent)"
+                        );
+                        if let Some(grant) = denial.and_then(Denial::grant) {
+                            message.push_str("; to admit it: ");
+                            message.push_str(&hints.grant(grant));
+                        }
+                        if self.core.reply_peers().is_full() {
+                            message.push_str(&format!(
+                                " (this socket remembers only the last {} peers it sent to; {})",
+                                shared.limits.max_reply_peers,
+                                hints.raise(Limit::MaxReplyPeers)
+                            ));
+                        }
+                        message
+                    }
+                    DropCause::Forbidden => format!("{head}: {reason}"),
+                    DropCause::NotPeer => {
+                        let peer = self.remote.map(|peer| peer.addr.to_string());
+                        format!(
+                            "{head}: not the connected peer {} (queued before stream() \
+                             connected the socket)",
+                            peer.unwrap_or_default()
+                        )
+                    }
+                    DropCause::Oversized => format!(
+                        "{head}: {} bytes, more than max-datagram-size ({}); {}",
+                        dropped.largest,
+                        shared.limits.max_datagram_size,
+                        hints.raise(Limit::MaxDatagramSize)
+                    ),
+                }
+            });
     }
 
     /// The object a `subscribe` pollable waits on.
@@ -115,41 +232,63 @@ impl IncomingDatagramStream {
 /// What one `receive` took from the kernel.
 pub(crate) struct ReceivedBatch {
     /// Datagrams for the guest, in arrival order.
-    pub received: Vec<ReceivedDatagram>,
-    /// Datagrams taken and dropped: from a source other than the stream's
-    /// remote address, or one the policy refuses.
-    pub discarded: usize,
-    /// Datagrams taken and dropped for being larger than the store allows.
-    pub oversized: usize,
+    pub(crate) received: Vec<ReceivedDatagram>,
+    /// Datagrams taken and dropped, by source and cause.
+    pub(crate) dropped: Vec<Dropped>,
     /// The error that ended the batch, if one did.
-    pub error: Option<io::Error>,
+    pub(crate) error: Option<io::Error>,
+}
+
+impl ReceivedBatch {
+    fn drop_datagram(&mut self, source: SocketAddr, refusal: &Refusal, len: usize) {
+        if let Some(last) = self.dropped.last_mut()
+            && last.source == source
+            && last.refusal.cause == refusal.cause
+        {
+            last.count += 1;
+            last.largest = last.largest.max(len);
+            return;
+        }
+        self.dropped.push(Dropped {
+            source,
+            refusal: refusal.clone(),
+            count: 1,
+            largest: len,
+        });
+    }
+
+    fn dropped_count(&self) -> usize {
+        self.dropped.iter().map(|d| d.count as usize).sum()
+    }
 }
 
 /// Takes up to `max` wanted datagrams from `next` (a non-blocking batch
 /// receive of up to the given count into `slots`, reporting where each one
 /// landed), stopping at the first error, when the kernel's queue runs dry, or
-/// once [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones (from unwanted sources, or
-/// larger than `max_size`) have been dropped. Each
-/// wanted datagram is copied out of its slot once, at its exact size.
+/// once [`MAX_DISCARDS_PER_RECEIVE`] unwanted ones (refused by `admit`, or
+/// larger than `max_size`) have been dropped. `admit` is asked once per
+/// source per run of datagrams from it. Each wanted datagram is copied out of
+/// its slot once, at its exact size.
 pub(crate) fn collect_datagrams(
     max: usize,
     slots: &mut ReceiveSlots,
-    remote: Option<SocketAddr>,
-    policy: &dyn UdpPolicy,
     max_size: usize,
+    mut admit: impl FnMut(SocketAddr) -> Result<(), Refusal>,
     mut next: impl FnMut(&mut ReceiveSlots, usize, &mut Vec<Received>) -> io::Result<()>,
 ) -> ReceivedBatch {
     let mut batch = ReceivedBatch {
         received: Vec::new(),
-        discarded: 0,
-        oversized: 0,
+        dropped: Vec::new(),
         error: None,
     };
+    let oversized = Refusal {
+        cause: DropCause::Oversized,
+        denial: None,
+    };
     let mut landed = Vec::new();
-    // The policy is asked once per source per call, not once per datagram.
-    let mut admitted_source = None;
-    while batch.received.len() < max && batch.discarded + batch.oversized < MAX_DISCARDS_PER_RECEIVE
-    {
+    // The last source asked about, and the answer.
+    let mut verdict: Option<(SocketAddr, Result<(), Refusal>)> = None;
+    while batch.received.len() < max && batch.dropped_count() < MAX_DISCARDS_PER_RECEIVE {
         let asked = (max - batch.received.len()).min(slots.count());
         if let Err(error) = next(slots, asked, &mut landed) {
             batch.error = Some(error);
@@ -157,23 +296,22 @@ pub(crate) fn collect_datagrams(
         }
         for datagram in &landed {
             if datagram.len > max_size {
-                batch.oversized += 1;
+                batch.drop_datagram(datagram.source, &oversized, datagram.len);
                 continue;
             }
-            // WIT: "remote-address: This field is guaranteed to match the
-            // remote address the stream was initialized with, if any." A
-            // datagram from elsewhere was queued before the association.
-            let wanted = remote.is_none_or(|remote| remote == datagram.source)
-                && (admitted_source == Some(datagram.source)
-                    || policy.check(SocketUse::Receive, datagram.source).is_ok());
-            if wanted {
-                admitted_source = Some(datagram.source);
-                batch.received.push(ReceivedDatagram {
+            let answer = match &verdict {
+                Some((source, answer)) if *source == datagram.source => answer,
+                _ => &verdict.insert((datagram.source, admit(datagram.source))).1,
+            };
+            match answer {
+                Ok(()) => batch.received.push(ReceivedDatagram {
                     data: slots.datagram(datagram).to_vec(),
                     source: datagram.source,
-                });
-            } else {
-                batch.discarded += 1;
+                }),
+                Err(refusal) => {
+                    let refusal = refusal.clone();
+                    batch.drop_datagram(datagram.source, &refusal, datagram.len);
+                }
             }
         }
         if landed.len() < asked {
@@ -193,11 +331,20 @@ pub struct OutgoingDatagramStream {
     _lease: Arc<()>,
 }
 
+impl std::fmt::Debug for OutgoingDatagramStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingDatagramStream")
+            .field("remote", &self.remote)
+            .field("permit", &self.permit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OutgoingDatagramStream {
     pub(crate) fn new(parts: &StreamParts) -> Self {
         Self {
             core: parts.core.clone(),
-            remote: parts.remote,
+            remote: parts.remote.map(|peer| peer.addr),
             permit: None,
             _lease: parts.lease.clone(),
         }
@@ -208,10 +355,11 @@ impl OutgoingDatagramStream {
     /// WIT: "When this function returns ok(0), the subscribe pollable will
     /// become ready when this function will report at least ok(1), or an
     /// error." Zero only after a send found the kernel's buffer full and the
-    /// kernel has not reported room since; otherwise as many datagrams of
-    /// the size last sent as fit the room the kernel promises when it
-    /// reports a socket writable, at most the store's `max_send_batch`.
-    pub(crate) fn check_send(&mut self) -> SocketResult<u64> {
+    /// kernel has not reported room since, or while the store's send rate
+    /// is spent; otherwise as many datagrams of the size the stream last
+    /// sent as fit the room the kernel promises when it reports a socket
+    /// writable, at most the store's `max_send_batch`.
+    pub(crate) fn check_send(&mut self) -> UdpResult<u64> {
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
             if !self.core.io.writable_now() {
                 self.permit = Some(0);
@@ -221,13 +369,40 @@ impl OutgoingDatagramStream {
         }
         let last_payload_len = self.core.last_payload_len.load(Ordering::Relaxed);
         let max_batch = self.core.shared.limits.max_send_batch;
-        let mut permitted = permits_for(self.core.send_buffer_size(), last_payload_len, max_batch);
+        let mut permitted = permits_for(self.core.send_room(), last_payload_len, max_batch);
         if let Some(bucket) = &self.core.shared.send_bucket {
             // Spent tokens make this 0; the pollable wakes when they return.
-            permitted = permitted.min(bucket.permits(last_payload_len).unwrap_or(0));
+            let tokens = bucket.permits(last_payload_len).unwrap_or(0);
+            if tokens == 0 {
+                self.report_rate_stall();
+            }
+            permitted = permitted.min(tokens);
         }
         self.permit = Some(permitted);
         Ok(permitted)
+    }
+
+    fn report_rate_stall(&self) {
+        let shared = &self.core.shared;
+        UdpStats::add(&shared.stats.send_rate_stalls, 1);
+        let hints = shared.reporter.hints();
+        let rate = shared.limits.send_rate;
+        shared
+            .reporter
+            .report(Topic::Limit(Limit::SendRate), None, 1, || {
+                let mut limits = Vec::new();
+                if let Some(n) = rate.datagrams_per_second {
+                    limits.push(format!("{n} datagrams/s"));
+                }
+                if let Some(n) = rate.bytes_per_second {
+                    limits.push(format!("{n} bytes/s"));
+                }
+                format!(
+                    "check-send permits nothing until the send rate ({}) allows more; {}",
+                    limits.join(", "),
+                    hints.raise(Limit::SendRate)
+                )
+            });
     }
 
     /// `send`: validates each datagram, then hands the valid prefix of the
@@ -235,20 +410,19 @@ impl OutgoingDatagramStream {
     pub(crate) fn send<'a>(
         &mut self,
         datagrams: impl ExactSizeIterator<Item = Transmit<'a>>,
-        policy: &dyn UdpPolicy,
-    ) -> SocketResult<u64> {
+    ) -> UdpResult<u64> {
         // WIT: "Each call to send must be permitted by a preceding check-send.
         // Implementations must trap if either check-send was not called or
         // datagrams contains more items than check-send permitted." A permit
         // is spent by the send it permits, so that holds for send([]) too.
         let Some(permit) = self.permit.take() else {
-            return Err(SocketError::trap(
+            return Err(UdpError::trap(
                 "outgoing-datagram-stream.send called without a preceding check-send",
             ));
         };
         let count = datagrams.len();
         if count as u64 > permit {
-            return Err(SocketError::trap(format!(
+            return Err(UdpError::trap(format!(
                 "outgoing-datagram-stream.send of {count} datagrams, but check-send permitted {permit}"
             )));
         }
@@ -257,7 +431,7 @@ impl OutgoingDatagramStream {
             return Ok(0);
         }
         if let Some(error) = self.core.take_deferred_error() {
-            return Err(error_code_from_io(&error, Operation::Send).into());
+            return Err(code_from_io(&error, Operation::Send).into());
         }
 
         // WIT: "This function semantically behaves the same as iterating the
@@ -267,21 +441,13 @@ impl OutgoingDatagramStream {
         // first invalid datagram is the error if nothing before it was sent.
         let mut transmits = Vec::with_capacity(count);
         let mut first_invalid = None;
-        // The policy is asked once per destination per call.
-        let mut admitted = None;
+        // The policy is asked once per destination per call; the
+        // destinations it allowed become reply peers.
+        let mut allowed: Vec<SocketAddr> = Vec::new();
         for datagram in datagrams {
             let checked = self
-                .validate(datagram.destination, policy, &mut admitted)
-                .and_then(|destination| {
-                    // WIT: "datagram-too-large: The datagram is too large.
-                    // (EMSGSIZE)" The store's limit is checked like the
-                    // protocol's, before any syscall.
-                    if datagram.payload.len() > self.core.shared.limits.max_datagram_size {
-                        Err(ErrorCode::DatagramTooLarge.into())
-                    } else {
-                        Ok(destination)
-                    }
-                });
+                .validate(datagram.destination, &mut allowed)
+                .and_then(|destination| self.check_size(datagram.payload.len(), destination));
             match checked {
                 Ok(destination) => transmits.push(Transmit {
                     destination,
@@ -291,6 +457,12 @@ impl OutgoingDatagramStream {
                     first_invalid = Some(error);
                     break;
                 }
+            }
+        }
+        if !allowed.is_empty() {
+            let mut peers = self.core.reply_peers();
+            for destination in allowed {
+                peers.note(destination);
             }
         }
         if let Some(largest) = transmits.iter().map(|t| t.payload.len()).max() {
@@ -330,44 +502,71 @@ impl OutgoingDatagramStream {
             return Ok(outcome.sent as u64);
         }
         match (outcome.error, first_invalid) {
-            (Some(error), _) => Err(error_code_from_io(&error, Operation::Send).into()),
+            (Some(error), _) => Err(code_from_io(&error, Operation::Send).into()),
             (None, Some(invalid)) if transmits.is_empty() => Err(invalid),
             // The send buffer is full: nothing sent, no error.
             (None, _) => Ok(0),
         }
     }
 
-    /// Where one datagram goes, or why it may not.
+    /// Where one datagram goes, or why it may not. `allowed` holds the
+    /// destinations the policy allowed in this call.
     fn validate(
         &self,
         destination: Option<SocketAddr>,
-        policy: &dyn UdpPolicy,
-        admitted: &mut Option<SocketAddr>,
-    ) -> SocketResult<Option<SocketAddr>> {
+        allowed: &mut Vec<SocketAddr>,
+    ) -> UdpResult<Option<SocketAddr>> {
         match (self.remote, destination) {
-            // Connected: send to the peer, whose policy check ran at `stream`.
+            // Connected: send to the peer, which the policy allowed sending
+            // to at `stream`.
             (Some(_), None) => Ok(None),
             // WIT: "invalid-argument: The socket is in "connected" mode and
             // remote-address is some value that does not match the address
             // passed to stream. (EISCONN)"
-            (Some(remote), Some(destination)) if remote == destination => Ok(None),
-            (Some(_), Some(_)) => Err(ErrorCode::InvalidArgument.into()),
+            (Some(remote), Some(destination)) if same_peer(remote, destination) => Ok(None),
+            (Some(_), Some(_)) => Err(Code::InvalidArgument.into()),
             // WIT: "invalid-argument: The socket is not "connected" and no
             // value for remote-address was provided. (EDESTADDRREQ)"
-            (None, None) => Err(ErrorCode::InvalidArgument.into()),
-            (None, Some(destination)) if *admitted == Some(destination) => Ok(Some(destination)),
+            (None, None) => Err(Code::InvalidArgument.into()),
+            (None, Some(destination)) if allowed.contains(&destination) => Ok(Some(destination)),
             (None, Some(destination)) => {
                 validate_remote(self.core.family, &destination)?;
-                check_policy(
-                    policy,
-                    &self.core.shared.stats,
-                    SocketUse::Send,
-                    destination,
-                )?;
-                *admitted = Some(destination);
+                self.core
+                    .shared
+                    .policy
+                    .check(SocketUse::Send, destination)
+                    .map_err(|denial| self.core.refuse(SocketUse::Send, destination, &denial))?;
+                allowed.push(destination);
                 Ok(Some(destination))
             }
         }
+    }
+
+    /// WIT: "datagram-too-large: The datagram is too large. (EMSGSIZE)" The
+    /// store's limit is checked like the protocol's, before any syscall.
+    fn check_size(
+        &self,
+        len: usize,
+        destination: Option<SocketAddr>,
+    ) -> UdpResult<Option<SocketAddr>> {
+        let shared = &self.core.shared;
+        let max = shared.limits.max_datagram_size;
+        if len <= max {
+            return Ok(destination);
+        }
+        if max < MAX_DATAGRAM_SIZE {
+            let hints = shared.reporter.hints();
+            shared
+                .reporter
+                .report(Topic::Limit(Limit::MaxDatagramSize), None, 1, || {
+                    format!(
+                        "a send of {len} bytes is datagram-too-large: more than \
+                         max-datagram-size ({max}); {}",
+                        hints.raise(Limit::MaxDatagramSize)
+                    )
+                });
+        }
+        Err(Code::DatagramTooLarge.into())
     }
 
     /// The object a `subscribe` pollable waits on.
@@ -376,16 +575,16 @@ impl OutgoingDatagramStream {
     }
 }
 
-/// What one datagram costs a Linux send buffer beyond its payload: the
-/// socket is charged each packet's true size (headers, `sk_buff` and shared
-/// info, rounded up by the allocator), about this much for small payloads.
+/// What one datagram costs a send buffer beyond its payload: the socket is
+/// charged each packet's true size (headers, `sk_buff` and shared info,
+/// rounded up by the allocator), about this much for small payloads.
 const SEND_BUFFER_OVERHEAD: usize = 1024;
 
-/// How many datagrams of `payload_len` bytes fit the room Linux promises when
-/// it reports a socket writable (half of `SO_SNDBUF`, see `sock_writeable`),
-/// at least 1 and at most `max_batch`.
-fn permits_for(send_buffer_size: usize, payload_len: usize, max_batch: u64) -> u64 {
-    let fit = (send_buffer_size / 2) / (payload_len + SEND_BUFFER_OVERHEAD);
+/// How many datagrams of `payload_len` bytes fit `room` (what the kernel
+/// promises when it reports a socket writable), at least 1 and at most
+/// `max_batch`.
+fn permits_for(room: usize, payload_len: usize, max_batch: u64) -> u64 {
+    let fit = room / (payload_len + SEND_BUFFER_OVERHEAD);
     u64::try_from(fit)
         .unwrap_or(u64::MAX)
         .clamp(1, max_batch.max(1))
@@ -441,9 +640,24 @@ impl Pollable for AlwaysReady {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctx::MAX_DATAGRAM_SIZE;
-    use crate::policy::{AllowAll, RuleSet};
+    use crate::policy::{RuleSet, UdpPolicy};
     use std::collections::VecDeque;
+
+    fn everyone(_: SocketAddr) -> Result<(), Refusal> {
+        Ok(())
+    }
+
+    /// Admits what `policy` allows to be received.
+    fn by_policy(policy: &dyn UdpPolicy) -> impl FnMut(SocketAddr) -> Result<(), Refusal> + '_ {
+        move |source| {
+            policy
+                .check(SocketUse::Receive, source)
+                .map_err(|denial| Refusal {
+                    cause: DropCause::NotAdmitted,
+                    denial: Some(denial),
+                })
+        }
+    }
 
     type Step = io::Result<Option<(&'static [u8], &'static str)>>;
 
@@ -499,38 +713,17 @@ mod tests {
             Ok(Some((&b"three"[..], "127.0.0.1:9"))),
         ];
         let mut next = scripted(steps);
-        let batch = collect_datagrams(
-            10,
-            &mut slots,
-            None,
-            &AllowAll,
-            MAX_DATAGRAM_SIZE,
-            &mut next,
-        );
+        let batch = collect_datagrams(10, &mut slots, MAX_DATAGRAM_SIZE, everyone, &mut next);
         let data: Vec<&[u8]> = batch.received.iter().map(|d| &d.data[..]).collect();
         assert_eq!(data, [&b"one"[..], b"two", b"two and a half"]);
         assert!(batch.error.is_none());
 
-        let batch = collect_datagrams(
-            10,
-            &mut slots,
-            None,
-            &AllowAll,
-            MAX_DATAGRAM_SIZE,
-            &mut next,
-        );
+        let batch = collect_datagrams(10, &mut slots, MAX_DATAGRAM_SIZE, everyone, &mut next);
         assert!(batch.received.is_empty());
         let error = batch.error.expect("the error comes with the next batch");
         assert_eq!(error.raw_os_error(), refused().raw_os_error());
 
-        let batch = collect_datagrams(
-            10,
-            &mut slots,
-            None,
-            &AllowAll,
-            MAX_DATAGRAM_SIZE,
-            &mut next,
-        );
+        let batch = collect_datagrams(10, &mut slots, MAX_DATAGRAM_SIZE, everyone, &mut next);
         assert_eq!(batch.received[0].data, b"three");
     }
 
@@ -542,14 +735,7 @@ mod tests {
             Ok(Some((&b"ab"[..], "127.0.0.1:9"))),
             Ok(Some((&b"cde"[..], "127.0.0.1:9"))),
         ];
-        let batch = collect_datagrams(
-            2,
-            &mut slots,
-            None,
-            &AllowAll,
-            MAX_DATAGRAM_SIZE,
-            scripted(steps),
-        );
+        let batch = collect_datagrams(2, &mut slots, MAX_DATAGRAM_SIZE, everyone, scripted(steps));
         assert_eq!(batch.received.len(), 2);
         assert_eq!(batch.received[0].data, b"");
         assert_eq!(batch.received[1].data, b"ab");
@@ -567,9 +753,8 @@ mod tests {
         let batch = collect_datagrams(
             10,
             &mut slots,
-            None,
-            &AllowAll,
             MAX_DATAGRAM_SIZE,
+            everyone,
             |slots, asked, landed| {
                 calls.set(calls.get() + 1);
                 next(slots, asked, landed)
@@ -582,42 +767,62 @@ mod tests {
     }
 
     #[test]
-    fn unwanted_sources_are_discarded_and_counted() {
+    fn unwanted_sources_are_dropped_and_counted_by_source_and_cause() {
         let mut slots = ReceiveSlots::new(4);
-        let peer: SocketAddr = "127.0.0.1:9".parse().expect("addr");
-        let steps = vec![
-            Ok(Some((&b"stranger"[..], "127.0.0.1:10"))),
-            Ok(Some((&b"peer"[..], "127.0.0.1:9"))),
-            Ok(Some((&b"refused source"[..], "10.0.0.1:9"))),
-        ];
-        let batch = collect_datagrams(
-            10,
-            &mut slots,
-            Some(peer),
-            &AllowAll,
-            MAX_DATAGRAM_SIZE,
-            scripted(steps),
-        );
-        assert_eq!(batch.received.len(), 1);
-        assert_eq!(batch.received[0].data, b"peer");
-        assert_eq!(batch.discarded, 2);
-
         let steps = vec![
             Ok(Some((&b"outside"[..], "10.0.0.1:9"))),
-            Ok(Some((&b"inside"[..], "127.0.0.1:9"))),
             Ok(Some((&b"outside again"[..], "10.0.0.1:9"))),
+            Ok(Some((&b"inside"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"outside, later"[..], "10.0.0.1:9"))),
         ];
+        let rules = RuleSet::loopback();
+        let asked = std::cell::Cell::new(0);
+        let mut admit = by_policy(&rules);
         let batch = collect_datagrams(
             10,
             &mut slots,
-            None,
-            &RuleSet::loopback(),
             MAX_DATAGRAM_SIZE,
+            |source| {
+                asked.set(asked.get() + 1);
+                admit(source)
+            },
             scripted(steps),
         );
         assert_eq!(batch.received.len(), 1);
         assert_eq!(batch.received[0].data, b"inside");
-        assert_eq!(batch.discarded, 2);
+        let dropped: Vec<(String, u64)> = batch
+            .dropped
+            .iter()
+            .map(|d| (d.source.to_string(), d.count))
+            .collect();
+        // Drops from one source in a row are one record, admitted
+        // datagrams between them notwithstanding.
+        assert_eq!(dropped, [("10.0.0.1:9".to_owned(), 3)]);
+        let grant = batch.dropped[0]
+            .refusal
+            .denial
+            .as_ref()
+            .and_then(Denial::grant);
+        assert_eq!(
+            grant.map(|rule| rule.spec()).as_deref(),
+            Some("receive:10.0.0.1")
+        );
+        // Once per run of datagrams from one source, not once per datagram.
+        assert_eq!(asked.get(), 3);
+    }
+
+    #[test]
+    fn oversized_datagrams_are_dropped_with_their_size() {
+        let mut slots = ReceiveSlots::new(4);
+        let steps = vec![
+            Ok(Some((&b"0123456789"[..], "127.0.0.1:9"))),
+            Ok(Some((&b"0123"[..], "127.0.0.1:9"))),
+        ];
+        let batch = collect_datagrams(10, &mut slots, 5, everyone, scripted(steps));
+        assert_eq!(batch.received.len(), 1);
+        assert_eq!(batch.dropped.len(), 1);
+        assert_eq!(batch.dropped[0].refusal.cause, DropCause::Oversized);
+        assert_eq!(batch.dropped[0].largest, 10);
     }
 
     #[test]
@@ -627,9 +832,8 @@ mod tests {
         let batch = collect_datagrams(
             10,
             &mut slots,
-            None,
-            &crate::policy::DenyAll,
             MAX_DATAGRAM_SIZE,
+            by_policy(&crate::policy::DenyAll),
             |slots, asked, landed| {
                 calls.set(calls.get() + 1);
                 landed.clear();
@@ -646,18 +850,18 @@ mod tests {
             },
         );
         assert!(batch.received.is_empty());
-        assert_eq!(batch.discarded, MAX_DISCARDS_PER_RECEIVE);
+        assert_eq!(batch.dropped_count(), MAX_DISCARDS_PER_RECEIVE);
         assert_eq!(calls.get(), MAX_DISCARDS_PER_RECEIVE / 4);
     }
 
     #[test]
-    fn permits_follow_the_send_buffer_and_the_payload_size() {
-        // Linux's default SO_SNDBUF.
-        let default = 212_992;
-        assert_eq!(permits_for(default, 0, 64), 64);
-        assert_eq!(permits_for(default, 1400, 64), 43);
-        assert_eq!(permits_for(default, 65_507, 64), 1);
-        assert_eq!(permits_for(4608, 64, 64), 2);
+    fn permits_follow_the_send_room_and_the_payload_size() {
+        // Half of Linux's default SO_SNDBUF.
+        let room = 106_496;
+        assert_eq!(permits_for(room, 0, 64), 64);
+        assert_eq!(permits_for(room, 1400, 64), 43);
+        assert_eq!(permits_for(room, 65_507, 64), 1);
+        assert_eq!(permits_for(2304, 64, 64), 2);
         // Never zero while the kernel reports room, never above the cap.
         assert_eq!(permits_for(0, 65_507, 64), 1);
         assert_eq!(permits_for(usize::MAX, 0, 16), 16);

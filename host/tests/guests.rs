@@ -80,7 +80,25 @@ passing!(
     udp_subscribe_socket_ready,
     udp_ipv6_address_fields,
     udp_receive_without_polling,
+    udp_ipv6_flow_info_peer,
+    udp_buffer_size_reads_back,
+    udp_bind_link_local_without_scope,
 );
+
+/// The probe guest itself; `tests/policy.rs` runs it under many policies.
+#[test]
+fn policy_probe() {
+    let outcome = run_with_args(
+        "policy_probe",
+        test_udp_ctx().build(),
+        &["socket 4", "bind 127.0.0.1:0", "unconnect", "local"],
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(
+        outcome.stdout.contains("> local: ok 127.0.0.1:"),
+        "{outcome:?}"
+    );
+}
 
 #[test]
 fn udp_send_without_check_send() {
@@ -242,7 +260,7 @@ fn limit_datagram_size() {
     );
     answer.join().expect("helper");
     assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
-    assert_eq!(outcome.stats.datagrams_oversized, 1, "{outcome:?}");
+    assert_eq!(outcome.stats.dropped_oversized, 1, "{outcome:?}");
 }
 
 /// Runs `limit_send_rate` under `rate` and returns (zero permits, elapsed).
@@ -264,14 +282,8 @@ fn limit_send_rate() {
     // 200 datagrams/s with a burst of 20: 100 datagrams take at least
     // (100 - 20) / 200 s. A lower bound only, so a slow machine cannot fail
     // it; the guest checks that the pollable woke each time.
-    let (zero_permits, elapsed) = send_under_rate(
-        wasi_udp_host::SendRate {
-            datagrams_per_second: Some(200),
-            bytes_per_second: None,
-        },
-        100,
-        100,
-    );
+    let (zero_permits, elapsed) =
+        send_under_rate(wasi_udp_host::SendRate::datagrams(200), 100, 100);
     assert!(zero_permits >= 1, "check-send never returned 0");
     assert!(
         elapsed >= 0.95 * 80.0 / 200.0,
@@ -280,14 +292,8 @@ fn limit_send_rate() {
 
     // 200 000 bytes/s of 10 000-byte datagrams, a burst of 65 527 bytes: 16
     // datagrams take at least (160 000 - 65 527) / 200 000 s.
-    let (zero_permits, elapsed) = send_under_rate(
-        wasi_udp_host::SendRate {
-            datagrams_per_second: None,
-            bytes_per_second: Some(200_000),
-        },
-        16,
-        10_000,
-    );
+    let (zero_permits, elapsed) =
+        send_under_rate(wasi_udp_host::SendRate::bytes(200_000), 16, 10_000);
     assert!(zero_permits >= 1, "check-send never returned 0");
     assert!(
         elapsed >= 0.95 * (160_000.0 - 65_527.0) / 200_000.0,
@@ -386,9 +392,7 @@ impl wasi_udp_host::UdpPolicy for ServicePolicy {
             self.consulted
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (answer, answered) = tokio::sync::oneshot::channel();
-            let denial = || wasi_udp_host::Denial {
-                reason: format!("{socket_use} {addr}: the service said no"),
-            };
+            let denial = || wasi_udp_host::Denial::not_granted("the service said no");
             self.service
                 .send((socket_use, addr, answer))
                 .map_err(|_| denial())?;

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 mod settings;
 
 use settings::{Base, LIMIT_NAMES, Layer, Settings, read_policy_file};
+use wasi_udp_host::Rule;
 use wasi_udp_host::WasiUdpState;
-use wasi_udp_host::policy::Rule;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command;
@@ -30,10 +30,14 @@ Runs a wasi:cli/command component with wasi:sockets/udp@0.2.1 from wasi-udp-host
 (every other WASI 0.2 interface from wasmtime-wasi). Stdio is inherited; ARGS are
 passed to the guest; the exit code is the guest's.
 
-UDP policy. The rules start from a base: loopback (default: 127.0.0.0/8 and ::1,
-plus binding the wildcard addresses 0.0.0.0 and ::), nothing (--deny-all) or
-everything (--inherit-network). A matching --deny rule refuses whatever allows it;
-otherwise a matching --allow rule (or the base) grants; otherwise refused.
+UDP policy. The rules start from a base: loopback (the default: connect, send and
+receive on 127.0.0.0/8 and ::1; bind there on port 0 or 1024-65535, and on 0.0.0.0
+and :: on port 0 only), nothing (--deny-all) or everything (--inherit-network: all
+of that anywhere). No base grants binding a port below 1024. A matching --deny rule
+refuses whatever allows it; otherwise a matching --allow rule (or the base) grants;
+otherwise refused. Every datagram sent needs a send rule, connected or not (so
+connecting needs connect and send); replies from where a socket sent are admitted
+without a receive rule; receive rules admit unsolicited datagrams.
   --allow RULE                grant what RULE covers (repeatable)
   --deny RULE                 refuse what RULE covers (repeatable)
                               RULE is [USES:]CIDR[:PORT[-PORT]], USES a comma list of
@@ -57,10 +61,12 @@ Limits per run (defaults in --explain-policy):
   --max-store-buffers BYTES   cap on the buffer sizes set across all sockets
   --send-rate N               datagrams per second (check-send returns 0 meanwhile)
   --send-bytes-rate BYTES     payload bytes per second
+  --max-reply-peers N         peers per socket whose replies are admitted (oldest forgotten)
 
 Other options:
   --env K=V                   set an environment variable for the guest (repeatable)
-  -v, --verbose               log denied operations (-vv: more); RUST_LOG overrides
+  -v, --verbose               log more (-vv: debug); refusals, dropped datagrams and
+                              limits are always logged; RUST_LOG overrides
   -h, --help                  print this help
   -V, --version               print the version
 
@@ -255,11 +261,18 @@ fn init_logging(verbosity: u8) {
         _ => "info,wasi_udp_host=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    use std::io::IsTerminal as _;
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    // Timestamps only help when following a run in detail.
+    if verbosity >= 2 {
+        subscriber.init();
+    } else {
+        subscriber.without_time().init();
+    }
 }
 
 fn main() -> ExitCode {

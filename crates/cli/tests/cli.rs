@@ -81,12 +81,14 @@ fn deny_all_refuses_loopback_and_says_how_to_grant_it() {
     assert_ne!(output.status.code(), Some(0));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("denied: bind 127.0.0.1:0"), "{stderr}");
-    assert!(stderr.contains("--allow bind:127.0.0.1/32:0"), "{stderr}");
+    assert!(stderr.contains("--allow bind:127.0.0.1:0"), "{stderr}");
 
-    // Without -v the denial is not logged, but the guest still fails.
+    // Refusals are warnings: shown at the default verbosity too.
     let output = wasi_udp(&["--deny-all", guest("udp_send_receive")]);
     assert_ne!(output.status.code(), Some(0));
-    assert!(!text(&output.stderr).contains("denied:"));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("denied: bind 127.0.0.1:0"), "{stderr}");
+    assert!(stderr.contains("--allow bind:127.0.0.1:0"), "{stderr}");
 }
 
 #[test]
@@ -141,8 +143,15 @@ fn explain_policy_prints_the_effective_rules_and_limits() {
     assert_exit(&output, 0);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("base: loopback"), "{stdout}");
-    assert!(stdout.contains("allow all 127.0.0.0/8"), "{stdout}");
-    assert!(stdout.contains("allow bind 0.0.0.0/32"), "{stdout}");
+    assert!(
+        stdout.contains("allow connect,send,receive 127.0.0.0/8"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("allow bind 127.0.0.0/8 ports 1024-65535"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("allow bind 0.0.0.0/32 port 0"), "{stdout}");
     assert!(stdout.contains("max-sockets        1024"), "{stdout}");
     assert!(stdout.contains("send-rate          unlimited"), "{stdout}");
 
@@ -237,6 +246,11 @@ fn running_out_of_descriptors_is_new_socket_limit_too() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(reached < 64, "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("out of file descriptors") && stderr.contains("ulimit -n"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -323,4 +337,120 @@ fn the_binary_passes_the_conformance_suite_as_an_external_host() {
         .filter(|o| matches!(o.verdict, Verdict::Passed))
         .count();
     assert!(passed >= 60, "{}", report::closing_line(&outcomes));
+}
+
+#[test]
+fn ambiguous_or_misspelled_rules_are_refused_with_the_reason() {
+    for (rule, expected) in [
+        ("::1:53", "write `[::1]:53` for port 53"),
+        ("send,recv:127.0.0.1", "unknown use `recv`"),
+        ("sned:10.0.0.0/8", "unknown use `sned`"),
+        ("10.0.0.1/0", "bits set beyond the prefix"),
+        ("::ffff:10.0.0.5", "write `10.0.0.5`"),
+    ] {
+        let output = wasi_udp(&["--allow", rule, "--explain-policy"]);
+        assert_exit(&output, 2);
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{rule}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{rule}: {stderr}");
+    }
+}
+
+#[test]
+fn the_loopback_default_grants_no_fixed_wildcard_or_privileged_port() {
+    let output = wasi_udp(&[
+        guest("policy_probe"),
+        "socket 4",
+        "bind 0.0.0.0:999",
+        "bind 0.0.0.0:5353",
+        "bind 0.0.0.0:0",
+        "socket 6",
+        "bind [::]:999",
+        "bind [::]:0",
+        "socket 4",
+        "bind 127.0.0.1:5353",
+    ]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    for (refused, grant) in [
+        ("bind 0.0.0.0:999", "--allow bind:0.0.0.0:999"),
+        ("bind 0.0.0.0:5353", "--allow bind:0.0.0.0:5353"),
+        ("bind [::]:999", "--allow 'bind:[::]:999'"),
+    ] {
+        assert!(
+            stdout.contains(&format!("> {refused}: error access-denied")),
+            "{stdout}"
+        );
+        assert!(stderr.contains(grant), "{refused}: {stderr}");
+    }
+    for allowed in ["bind 0.0.0.0:0", "bind [::]:0", "bind 127.0.0.1:5353"] {
+        assert!(stdout.contains(&format!("> {allowed}: ok")), "{stdout}");
+    }
+    // With the rule the warning named, the bind goes through.
+    let output = wasi_udp(&[
+        "--allow",
+        "bind:0.0.0.0:5353",
+        guest("policy_probe"),
+        "socket 4",
+        "bind 0.0.0.0:5353",
+    ]);
+    assert!(
+        text(&output.stdout).contains("> bind 0.0.0.0:5353: ok"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_guest_at_max_sockets_is_told_which_flag_raises_it() {
+    let output = wasi_udp(&["--max-sockets", "8", guest("udp_new_socket_limit")]);
+    assert_exit(&output, 0);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("holds 8 sockets, its max-sockets") && stderr.contains("--max-sockets N"),
+        "{stderr}"
+    );
+    // The first in full, the rest as a count.
+    assert!(stderr.lines().count() <= 2, "{stderr}");
+}
+
+#[test]
+fn refusals_repeated_a_thousand_times_are_logged_once_then_counted() {
+    let output = wasi_udp(&[
+        "--deny",
+        "send:127.0.0.9",
+        guest("policy_probe"),
+        "socket 4",
+        "bind 127.0.0.1:0",
+        "unconnect",
+        "send-many 1000 127.0.0.9:9 x",
+    ]);
+    assert_exit(&output, 0);
+    assert!(text(&output.stdout).contains("1000x error access-denied"));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.matches("denied: send 127.0.0.9:9").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("refused by the rule `deny send 127.0.0.9/32`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("999 more refused send operations"),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() <= 3, "{stderr}");
+}
+
+#[test]
+fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let output = wasi_udp(&["--deny-all", guest("udp_send_receive")]);
+    assert!(
+        !text(&output.stderr).contains('\u{1b}'),
+        "{:?}",
+        text(&output.stderr)
+    );
 }

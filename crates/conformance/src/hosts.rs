@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use wasi_udp_host::policy::{Denial, SocketUse, UdpPolicy};
+use wasi_udp_host::{Denial, SocketUse, UdpPolicy};
 use wasi_udp_host::{UdpCtx, WasiUdpState};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
@@ -90,9 +90,10 @@ impl Against {
                  and pass --shaped-loopback (docs/conformance.md)"
                     .into(),
             ),
-            (Self::Ours(_) | Self::WasmtimeWasi(_), Needs::BindTestNet | Needs::RefusesTestNet) => {
-                Ok(())
-            }
+            (
+                Self::Ours(_) | Self::WasmtimeWasi(_),
+                Needs::BindTestNet | Needs::RefusesTestNet | Needs::BindLinkLocal,
+            ) => Ok(()),
             (Self::Ours(_), Needs::SocketLimit(_)) => Ok(()),
             (Self::WasmtimeWasi(_), Needs::SocketLimit(_)) => {
                 Err("wasmtime-wasi has no per-store socket limit".into())
@@ -141,11 +142,11 @@ pub struct InProcess {
 }
 
 /// What every conformance host grants: loopback, and binding to TEST-NET-1
-/// (nothing is ever sent there).
+/// and to the link-local fe80::53 (nothing is ever sent there).
 fn grants(socket_use: SocketUse, addr: SocketAddr) -> bool {
     let test_net = match addr.ip() {
         IpAddr::V4(ip) => ip.octets()[..3] == [192, 0, 2],
-        IpAddr::V6(_) => false,
+        IpAddr::V6(ip) => ip.segments() == [0xfe80, 0, 0, 0, 0, 0, 0, 0x53],
     };
     addr.ip().is_loopback()
         || (socket_use == SocketUse::Bind
@@ -161,9 +162,7 @@ impl UdpPolicy for ConformancePolicy {
         if grants(socket_use, addr) {
             Ok(())
         } else {
-            Err(Denial {
-                reason: format!("{socket_use} {addr}: outside the conformance grants"),
-            })
+            Err(Denial::not_granted("outside the conformance grants"))
         }
     }
 }

@@ -30,6 +30,10 @@ pub enum Needs {
     /// The host refuses connect and send to 192.0.2.0/24 and bind to
     /// fe80::1 with `access-denied`.
     RefusesTestNet,
+    /// Binding (never sending) to the link-local fe80::53 is allowed, so
+    /// the kernel's answer to a link-local address without a scope id is
+    /// reachable.
+    BindLinkLocal,
     /// The host limits a store to this many sockets.
     SocketLimit(usize),
     /// Loopback queues datagrams (a rate-limited qdisc), so a full send
@@ -103,6 +107,7 @@ fn needs(name: &str) -> Needs {
     match name {
         "udp_bind_not_bindable" => Needs::BindTestNet,
         "udp_access_denied" => Needs::RefusesTestNet,
+        "udp_bind_link_local_without_scope" => Needs::BindLinkLocal,
         "udp_new_socket_limit" => Needs::SocketLimit(8),
         "udp_check_send_backpressure" => Needs::ShapedLoopback,
         _ => Needs::Loopback,

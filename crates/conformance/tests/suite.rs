@@ -32,6 +32,7 @@ fn every_guest_passes_on_this_provider() {
 /// docs/conformance.md.
 const WASMTIME_WASI_FAILURES: &[&str] = &[
     "udp_disconnect_keeps_port",
+    "udp_ipv6_flow_info_peer",
     "udp_local_address_between_binds",
     "udp_receive_error_not_lost",
     "udp_receive_without_polling",

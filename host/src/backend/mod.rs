@@ -79,10 +79,10 @@ pub(crate) struct ReceiveSlots {
 impl ReceiveSlots {
     /// Bytes per slot: the largest UDP payload (IPv6's 65527), rounded up to
     /// a whole number of pages.
-    pub const SLOT_SIZE: usize = 65_536;
+    pub(crate) const SLOT_SIZE: usize = 65_536;
 
     /// `count` empty slots (at least one).
-    pub fn new(count: usize) -> Self {
+    pub(crate) fn new(count: usize) -> Self {
         let count = count.max(1);
         Self {
             storage: vec![0; count * Self::SLOT_SIZE],
@@ -91,18 +91,18 @@ impl ReceiveSlots {
     }
 
     /// How many datagrams one batch can take.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.count
     }
 
     /// The bytes of `received`.
-    pub fn datagram(&self, received: &Received) -> &[u8] {
+    pub(crate) fn datagram(&self, received: &Received) -> &[u8] {
         let start = received.slot * Self::SLOT_SIZE;
         &self.storage[start..start + received.len]
     }
 
     /// The first `n` slots, as buffers to receive into.
-    pub fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
+    pub(crate) fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
         self.storage.chunks_exact_mut(Self::SLOT_SIZE).take(n)
     }
 }

@@ -48,7 +48,7 @@ impl DatagramSocket {
     /// # Errors
     /// `EAFNOSUPPORT` when the family is unavailable, `EMFILE`/`ENFILE` when
     /// out of descriptors.
-    pub fn new(family: Family) -> io::Result<Self> {
+    pub(crate) fn new(family: Family) -> io::Result<Self> {
         let domain = match family {
             Family::Ipv4 => Domain::IPV4,
             Family::Ipv6 => Domain::IPV6,
@@ -105,7 +105,7 @@ impl DatagramSocket {
 
     /// Binds to `addr`. When `addr` has port 0, the kernel's choice of port is
     /// pinned, so that a later disconnect keeps it.
-    pub fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+    pub(crate) fn bind(&self, addr: SocketAddr) -> io::Result<()> {
         let socket = self.sock_ref();
         socket.bind(&addr.into())?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -116,12 +116,12 @@ impl DatagramSocket {
     }
 
     /// Associates the socket with `peer` (`connect`).
-    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+    pub(crate) fn connect(&self, peer: SocketAddr) -> io::Result<()> {
         self.socket.connect(&peer.into())
     }
 
     /// Dissolves the association (`connect(AF_UNSPEC)`).
-    pub fn disconnect(&self) -> io::Result<()> {
+    pub(crate) fn disconnect(&self) -> io::Result<()> {
         match rustix::net::connect_unspec(&self.socket) {
             Ok(()) => Ok(()),
             // Some kernels report disconnecting an unconnected socket; the
@@ -132,7 +132,7 @@ impl DatagramSocket {
     }
 
     /// The bound address (`getsockname`).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket
             .local_addr()?
             .as_socket()
@@ -140,13 +140,13 @@ impl DatagramSocket {
     }
 
     /// Resolves when the kernel has room for a datagram.
-    pub async fn send_ready(&self) {
+    pub(crate) async fn send_ready(&self) {
         self.wait_until(Interest::WRITABLE, || self.writable_now())
             .await;
     }
 
     /// Resolves when a datagram or an error (an ICMP report) is queued.
-    pub async fn receive_ready(&self) {
+    pub(crate) async fn receive_ready(&self) {
         // A pending socket error shows up only as EPOLLERR, which plain
         // readable interest does not wake for.
         self.wait_until(RECEIVE_INTEREST, || self.receivable_now())
@@ -183,7 +183,7 @@ impl DatagramSocket {
     /// Sends datagrams from the front of `batch` until one fails or the send
     /// buffer is full. Never blocks. On Linux each run of datagrams goes to
     /// the kernel in one `sendmmsg`.
-    pub fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
+    pub(crate) fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
         let mut sent = 0;
         while sent < batch.len() {
             // Straight to the kernel: the reactor may not have seen the socket
@@ -258,7 +258,7 @@ impl DatagramSocket {
     /// at the end; none at all means nothing was queued. An error is returned only when no
     /// datagram came before it; one met after some datagrams stays with the
     /// kernel for the next call.
-    pub fn try_receive_batch(
+    pub(crate) fn try_receive_batch(
         &self,
         slots: &mut ReceiveSlots,
         max: usize,
@@ -312,7 +312,7 @@ impl DatagramSocket {
     /// Whether the send buffer has room now (one `poll`). A failed `poll`
     /// counts as yes, so that the send itself reports what is wrong instead
     /// of a waiter waiting forever.
-    pub fn writable_now(&self) -> bool {
+    pub(crate) fn writable_now(&self) -> bool {
         self.poll_now(PollFlags::OUT)
             .is_none_or(|flags| flags.contains(PollFlags::OUT))
     }
@@ -337,7 +337,7 @@ impl DatagramSocket {
     }
 
     /// `IP_TTL` or `IPV6_UNICAST_HOPS`.
-    pub fn hop_limit(&self, family: Family) -> io::Result<u32> {
+    pub(crate) fn hop_limit(&self, family: Family) -> io::Result<u32> {
         match family {
             Family::Ipv4 => self.sock_ref().ttl_v4(),
             Family::Ipv6 => self.sock_ref().unicast_hops_v6(),
@@ -345,33 +345,53 @@ impl DatagramSocket {
     }
 
     /// Sets `IP_TTL` or `IPV6_UNICAST_HOPS`.
-    pub fn set_hop_limit(&self, family: Family, value: u32) -> io::Result<()> {
+    pub(crate) fn set_hop_limit(&self, family: Family, value: u32) -> io::Result<()> {
         match family {
             Family::Ipv4 => self.sock_ref().set_ttl_v4(value),
             Family::Ipv6 => self.sock_ref().set_unicast_hops_v6(value),
         }
     }
 
-    /// `SO_RCVBUF`.
-    pub fn receive_buffer_size(&self) -> io::Result<usize> {
-        self.sock_ref().recv_buffer_size()
+    /// `SO_RCVBUF`, in the units it is set in: Linux doubles what it is
+    /// given (for its bookkeeping) and reports the doubled value, so the
+    /// value is halved there, and a size set reads back as itself.
+    pub(crate) fn receive_buffer_size(&self) -> io::Result<usize> {
+        self.sock_ref().recv_buffer_size().map(undoubled)
     }
 
-    /// Sets `SO_RCVBUF`; the kernel clamps (and on Linux doubles) it.
-    pub fn set_receive_buffer_size(&self, size: usize) -> io::Result<()> {
+    /// Sets `SO_RCVBUF`; the kernel may clamp it.
+    pub(crate) fn set_receive_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock_ref()
             .set_recv_buffer_size(clamp_buffer_size(size))
     }
 
-    /// `SO_SNDBUF`.
-    pub fn send_buffer_size(&self) -> io::Result<usize> {
-        self.sock_ref().send_buffer_size()
+    /// `SO_SNDBUF`, in the units it is set in (see
+    /// [`receive_buffer_size`](Self::receive_buffer_size)).
+    pub(crate) fn send_buffer_size(&self) -> io::Result<usize> {
+        self.sock_ref().send_buffer_size().map(undoubled)
     }
 
-    /// Sets `SO_SNDBUF`; the kernel clamps (and on Linux doubles) it.
-    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+    /// Sets `SO_SNDBUF`; the kernel may clamp it.
+    pub(crate) fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock_ref()
             .set_send_buffer_size(clamp_buffer_size(size))
+    }
+
+    /// The send-buffer room the kernel promises when it reports the socket
+    /// writable: Linux reports writable once half of `SO_SNDBUF` (as it
+    /// reports it) is free (`sock_writeable`), which is the size as set.
+    pub(crate) fn send_room(&self) -> usize {
+        // Half of Linux's default SO_SNDBUF, if the kernel will not say.
+        self.send_buffer_size().unwrap_or(106_496)
+    }
+}
+
+/// A buffer size as the kernel reports it, in the units it is set in.
+fn undoubled(reported: usize) -> usize {
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        reported / 2
+    } else {
+        reported
     }
 }
 

@@ -12,8 +12,7 @@ use crate::bindings::wasi::sockets::udp::{
 use crate::bindings::{IpAddressFamily, IpSocketAddress};
 use crate::ctx::{RECEIVE_SLOTS, UdpCtxView};
 use crate::error::SocketResult;
-use crate::policy::SocketUse;
-use crate::socket::{UdpSocket, approve};
+use crate::socket::UdpSocket;
 use crate::streams::{AlwaysReady, IncomingDatagramStream, OutgoingDatagramStream};
 
 use super::{family_to_wit, to_std, to_wit};
@@ -28,16 +27,13 @@ impl HostUdpSocket for UdpCtxView<'_> {
         local_address: IpSocketAddress,
     ) -> SocketResult<()> {
         self.table.get(&network)?;
-        let local = to_std(local_address);
-        self.table.get(&this)?.check_bind(&local)?;
-        let shared = self.ctx.shared.clone();
-        let policy = self.ctx.policy.clone();
-        let approved = approve(policy.as_ref(), &shared.stats, SocketUse::Bind, local).await?;
-        self.table.get_mut(&this)?.start_bind(approved)
+        let question = self.table.get(&this)?.prepare_bind(to_std(local_address))?;
+        let approved = question.approve_bind().await?;
+        Ok(self.table.get_mut(&this)?.start_bind(approved)?)
     }
 
     fn finish_bind(&mut self, this: Resource<UdpSocket>) -> SocketResult<()> {
-        self.table.get_mut(&this)?.finish_bind()
+        Ok(self.table.get_mut(&this)?.finish_bind()?)
     }
 
     async fn stream(
@@ -48,14 +44,12 @@ impl HostUdpSocket for UdpCtxView<'_> {
         Resource<IncomingDatagramStream>,
         Resource<OutgoingDatagramStream>,
     )> {
-        let remote = remote_address.map(to_std);
-        self.table.get(&this)?.check_stream(remote.as_ref())?;
-        let approved = match remote {
-            Some(remote) => {
-                let shared = self.ctx.shared.clone();
-                let policy = self.ctx.policy.clone();
-                Some(approve(policy.as_ref(), &shared.stats, SocketUse::Connect, remote).await?)
-            }
+        let question = self
+            .table
+            .get(&this)?
+            .prepare_stream(remote_address.map(to_std))?;
+        let approved = match question {
+            Some(question) => Some(question.approve_connect().await?),
             None => None,
         };
         let parts = self.table.get_mut(&this)?.stream(approved)?;
@@ -67,11 +61,11 @@ impl HostUdpSocket for UdpCtxView<'_> {
     }
 
     fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.local_address().map(to_wit)
+        Ok(self.table.get(&this)?.local_address().map(to_wit)?)
     }
 
     fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        self.table.get(&this)?.remote_address().map(to_wit)
+        Ok(self.table.get(&this)?.remote_address().map(to_wit)?)
     }
 
     fn address_family(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
@@ -79,15 +73,15 @@ impl HostUdpSocket for UdpCtxView<'_> {
     }
 
     fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8> {
-        self.table.get(&this)?.hop_limit()
+        Ok(self.table.get(&this)?.hop_limit()?)
     }
 
     fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()> {
-        self.table.get(&this)?.set_hop_limit(value)
+        Ok(self.table.get(&this)?.set_hop_limit(value)?)
     }
 
     fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        self.table.get(&this)?.receive_buffer_size()
+        Ok(self.table.get(&this)?.receive_buffer_size()?)
     }
 
     fn set_receive_buffer_size(
@@ -95,15 +89,15 @@ impl HostUdpSocket for UdpCtxView<'_> {
         this: Resource<UdpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        self.table.get(&this)?.set_receive_buffer_size(value)
+        Ok(self.table.get(&this)?.set_receive_buffer_size(value)?)
     }
 
     fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        self.table.get(&this)?.send_buffer_size()
+        Ok(self.table.get(&this)?.send_buffer_size()?)
     }
 
     fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
-        self.table.get(&this)?.set_send_buffer_size(value)
+        Ok(self.table.get(&this)?.set_send_buffer_size(value)?)
     }
 
     fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -134,7 +128,7 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
             .ctx
             .receive_slots
             .get_or_insert_with(|| ReceiveSlots::new(RECEIVE_SLOTS));
-        let received = stream.receive(max, slots, self.ctx.policy.as_ref())?;
+        let received = stream.receive(max, slots)?;
         Ok(received
             .into_iter()
             .map(|datagram| IncomingDatagram {
@@ -161,7 +155,7 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
 
 impl HostOutgoingDatagramStream for UdpCtxView<'_> {
     fn check_send(&mut self, this: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
-        self.table.get_mut(&this)?.check_send()
+        Ok(self.table.get_mut(&this)?.check_send()?)
     }
 
     fn send(
@@ -174,7 +168,7 @@ impl HostOutgoingDatagramStream for UdpCtxView<'_> {
             destination: datagram.remote_address.map(to_std),
             payload: &datagram.data,
         });
-        stream.send(transmits, self.ctx.policy.as_ref())
+        Ok(stream.send(transmits)?)
     }
 
     fn subscribe(

@@ -92,12 +92,15 @@ pub fn guest_path(name: &str) -> &'static str {
 
 /// The UDP context the tests use: loopback, plus binding (never sending) to
 /// TEST-NET-1, which no interface has, so `address-not-bindable` is
-/// reachable without touching a real network.
+/// reachable without touching a real network, and to the link-local
+/// fe80::53, so the kernel's answer to a link-local address without a scope
+/// is reachable too.
 pub fn test_udp_ctx() -> UdpCtxBuilder {
     let mut builder = UdpCtx::builder();
     builder
         .allow_loopback()
-        .allow("bind:192.0.2.0/24".parse().expect("rule"));
+        .allow("bind:192.0.2.0/24".parse().expect("rule"))
+        .allow("bind:[fe80::53]".parse().expect("rule"));
     builder
 }
 
