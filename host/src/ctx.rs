@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use wasmtime::component::ResourceTable;
 
 use crate::backend::ReceiveSlots;
+use crate::descriptors::{DescriptorBudget, StoreDescriptors};
 use crate::limits::{BufferBudget, Limits, MAX_DATAGRAM_SIZE, SendBucket, SendRate};
 use crate::policy::{DenyAll, Rule, RuleSet, UdpPolicy};
 use crate::report::{Hints, Reporter};
@@ -40,6 +41,8 @@ pub(crate) struct StoreShared {
     pub(crate) send_bucket: Option<SendBucket>,
     pub(crate) limits: Limits,
     pub(crate) reporter: Reporter,
+    /// The store's part of the descriptor budget it shares.
+    pub(crate) descriptors: StoreDescriptors,
 }
 
 impl UdpCtx {
@@ -88,6 +91,7 @@ pub struct UdpCtxBuilder {
     rules: RuleSet,
     limits: Limits,
     hints: Hints,
+    descriptors: Option<DescriptorBudget>,
 }
 
 impl fmt::Debug for UdpCtxBuilder {
@@ -97,6 +101,7 @@ impl fmt::Debug for UdpCtxBuilder {
             .field("rules", &self.rules)
             .field("limits", &self.limits)
             .field("hints", &self.hints)
+            .field("descriptors", &self.descriptors)
             .finish()
     }
 }
@@ -109,6 +114,7 @@ impl UdpCtxBuilder {
             rules: RuleSet::new(),
             limits: Limits::default(),
             hints: Hints::default(),
+            descriptors: None,
         }
     }
 
@@ -156,6 +162,13 @@ impl UdpCtxBuilder {
     /// `wasi-udp` flags.
     pub fn hints(&mut self, hints: Hints) -> &mut Self {
         self.hints = hints;
+        self
+    }
+
+    /// The descriptor budget this store's sockets share with other stores;
+    /// [`DescriptorBudget::process`] unless given.
+    pub fn descriptor_budget(&mut self, budget: DescriptorBudget) -> &mut Self {
+        self.descriptors = Some(budget);
         self
     }
 
@@ -250,8 +263,13 @@ impl UdpCtxBuilder {
             shared: Arc::new(StoreShared {
                 policy,
                 reporter: Reporter::new(self.hints),
+                descriptors: self
+                    .descriptors
+                    .clone()
+                    .unwrap_or_else(DescriptorBudget::process)
+                    .join(),
                 stats: UdpStats::default(),
-                buffers: BufferBudget::new(limits.max_socket_buffer, limits.max_store_buffers),
+                buffers: BufferBudget::new(limits.max_store_buffers),
                 send_bucket: limits
                     .send_rate
                     .is_limited()
@@ -297,6 +315,7 @@ pub(crate) struct UdpStats {
     pub(crate) dropped_forbidden: AtomicU64,
     pub(crate) dropped_not_peer: AtomicU64,
     pub(crate) dropped_oversized: AtomicU64,
+    pub(crate) dropped_kernel_queue: AtomicU64,
     pub(crate) socket_limit_hits: AtomicU64,
     pub(crate) send_rate_stalls: AtomicU64,
     pub(crate) buffer_requests_capped: AtomicU64,
@@ -318,6 +337,7 @@ impl UdpStats {
             dropped_forbidden: get(&self.dropped_forbidden),
             dropped_not_peer: get(&self.dropped_not_peer),
             dropped_oversized: get(&self.dropped_oversized),
+            dropped_kernel_queue: get(&self.dropped_kernel_queue),
             socket_limit_hits: get(&self.socket_limit_hits),
             send_rate_stalls: get(&self.send_rate_stalls),
             buffer_requests_capped: get(&self.buffer_requests_capped),
@@ -351,6 +371,9 @@ pub struct UdpStatsSnapshot {
     /// Received datagrams dropped for being larger than
     /// [`Limits::max_datagram_size`].
     pub dropped_oversized: u64,
+    /// Datagrams the kernel dropped because a socket's receive queue was
+    /// full (Linux's `SO_RXQ_OVFL`; counted when the socket next receives).
+    pub dropped_kernel_queue: u64,
     /// `create-udp-socket` calls refused with `new-socket-limit` (the
     /// store's [`Limits::max_sockets`], or the process out of descriptors).
     pub socket_limit_hits: u64,
@@ -372,24 +395,55 @@ impl UdpStatsSnapshot {
     }
 }
 
-/// One live socket's claim on [`Limits::max_sockets`], released when
-/// the socket and all its streams are gone.
-pub(crate) struct SocketSlot(Arc<AtomicUsize>);
+/// One live socket's claim on [`Limits::max_sockets`] and on the store's
+/// part of the descriptor budget, released when the socket and all its
+/// streams are gone.
+pub(crate) struct SocketSlot {
+    live: Arc<AtomicUsize>,
+    shared: Arc<StoreShared>,
+}
+
+/// Which limit refused a socket.
+pub(crate) enum SlotRefused {
+    /// The store holds `max_sockets`.
+    Store,
+    /// The descriptor budget has none left for this store.
+    Budget,
+}
 
 impl SocketSlot {
-    /// Claims a slot, or `None` when `max` sockets are already live.
-    pub(crate) fn claim(live: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+    /// Claims a slot, or says which limit is reached.
+    pub(crate) fn claim(
+        live: &Arc<AtomicUsize>,
+        shared: &Arc<StoreShared>,
+    ) -> Result<Self, SlotRefused> {
+        let max = shared.limits.max_sockets;
         live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
-        .ok()
-        .map(|_| Self(live.clone()))
+        .map_err(|_| SlotRefused::Store)?;
+        if !shared.descriptors.claim() {
+            live.fetch_sub(1, Ordering::AcqRel);
+            return Err(SlotRefused::Budget);
+        }
+        Ok(Self {
+            live: live.clone(),
+            shared: shared.clone(),
+        })
+    }
+}
+
+impl SocketSlot {
+    /// How many sockets the store holds, this one included.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
     }
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.shared.descriptors.release();
+        self.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

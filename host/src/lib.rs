@@ -39,7 +39,10 @@
 //!     udp: UdpCtx::builder().allow_loopback().build(),
 //!     table: ResourceTable::new(),
 //! };
+//! // No call may make the host copy more than the largest legal send.
+//! let fuel = host.udp.limits().hostcall_fuel();
 //! let mut store = Store::new(&engine, host);
+//! store.set_hostcall_fuel(fuel);
 //! let component = Component::from_file(&engine, "guest.wasm")?;
 //! let command = Command::instantiate_async(&mut store, &component, &linker).await?;
 //! let _ = command.wasi_cli_run().call_run(&mut store).await?;
@@ -126,6 +129,7 @@ mod backend;
 #[expect(missing_docs, reason = "bindgen output; the WIT text documents it")]
 pub mod bindings;
 mod ctx;
+mod descriptors;
 mod error;
 mod host;
 mod limits;
@@ -140,6 +144,7 @@ use wasmtime_wasi::WasiView;
 
 pub use crate::backend::Family;
 pub use crate::ctx::{UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState};
+pub use crate::descriptors::{DEFAULT_SOCKETS_PER_STORE, DescriptorBudget};
 pub use crate::error::{SocketError, SocketResult};
 pub use crate::limits::{
     DEFAULT_MAX_RECEIVE_BATCH, DEFAULT_MAX_REPLY_PEERS, DEFAULT_MAX_SEND_BATCH,

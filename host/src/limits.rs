@@ -35,7 +35,9 @@ pub const DEFAULT_MAX_REPLY_PEERS: usize = 256;
 pub struct SendRate {
     /// Most datagrams per second, if limited.
     pub datagrams_per_second: Option<u64>,
-    /// Most payload bytes per second, if limited.
+    /// Most bytes per second, if limited: each datagram's payload plus its
+    /// packet's IP and UDP headers (28 bytes over IPv4, 48 over IPv6), so
+    /// empty datagrams are not free. The datagram rate bounds packets.
     pub bytes_per_second: Option<u64>,
 }
 
@@ -53,7 +55,7 @@ impl SendRate {
         }
     }
 
-    /// At most `per_second` payload bytes per second.
+    /// At most `per_second` bytes per second (payload and headers).
     pub fn bytes(per_second: u64) -> Self {
         Self {
             datagrams_per_second: None,
@@ -67,7 +69,7 @@ impl SendRate {
         self
     }
 
-    /// The same rate, also limited to `per_second` payload bytes per second.
+    /// The same rate, also limited to `per_second` bytes per second.
     pub fn and_bytes(mut self, per_second: u64) -> Self {
         self.bytes_per_second = Some(per_second);
         self
@@ -88,8 +90,8 @@ impl SendRate {
 /// | `max_receive_batch` | [`DEFAULT_MAX_RECEIVE_BATCH`] (64) | `receive` returns at most this many, whatever `max-results` asks |
 /// | `max_datagram_size` | [`MAX_DATAGRAM_SIZE`] (65 527 bytes, no limit) | `send` returns `datagram-too-large`; larger received datagrams are dropped and counted |
 /// | `max_socket_buffer` | [`DEFAULT_MAX_SOCKET_BUFFER`] (4 MiB) | `set-receive-buffer-size` / `set-send-buffer-size` are capped (the WIT allows capping) |
-/// | `max_store_buffers` | [`DEFAULT_MAX_STORE_BUFFERS`] (64 MiB) | the buffer sizes guests set, summed over a store's live sockets, are capped; sockets left at the system default count nothing |
-/// | `send_rate` | unlimited | `check-send` returns 0 until tokens return, and its pollable wakes then |
+/// | `max_store_buffers` | [`DEFAULT_MAX_STORE_BUFFERS`] (64 MiB) | the kernel buffer memory of a store's live sockets, as the kernel accounts it (receive and send buffers, system defaults and Linux's doubling included): a new socket gets smaller buffers when the defaults no longer fit, and `new-socket-limit` when not even the kernel's smallest do; a buffer size a guest asks for is capped to what is left, and with nothing left the socket keeps its size |
+/// | `send_rate` | unlimited | `check-send` returns 0 until tokens return, and its pollable wakes then; each datagram costs its payload plus its packet's IP and UDP headers |
 /// | `max_reply_peers` | [`DEFAULT_MAX_REPLY_PEERS`] (256) per socket | the peers a socket sent to longest ago are forgotten: their replies then need a `receive` rule |
 ///
 /// Nothing else is held for a guest on the host: datagrams wait in the
@@ -110,9 +112,14 @@ pub struct Limits {
     pub max_receive_batch: usize,
     /// Largest datagram payload, sent or received.
     pub max_datagram_size: usize,
-    /// Largest send or receive buffer a guest may set on one socket.
+    /// Largest send or receive buffer a guest may set on one socket, in the
+    /// units the guest sets it in.
     pub max_socket_buffer: usize,
-    /// Most buffer space guests may set across a store's live sockets.
+    /// Most kernel buffer memory a store's live sockets may hold, as the
+    /// kernel accounts it. Each socket may queue one datagram beyond its
+    /// receive buffer (the kernel admits a datagram while the queue is not
+    /// yet over its size), so the kernel memory bound is this plus one
+    /// datagram per socket.
     pub max_store_buffers: usize,
     /// The store's send rate; sends from all its sockets share it.
     pub send_rate: SendRate,
@@ -137,6 +144,25 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The hostcall fuel (bytes a guest may hand the host in one call, see
+    /// `wasmtime::Store::set_hostcall_fuel`) that the largest legal UDP
+    /// call needs: a `send` of `max_send_batch` datagrams of
+    /// `max_datagram_size` bytes each. wasmtime copies a call's arguments
+    /// before the provider sees them, so a `send` of far more datagrams than
+    /// `check-send` permitted would otherwise make the host allocate up to
+    /// wasmtime's default of 128 MiB before the call traps. Set it on every
+    /// store (the other WASI calls need far less: wasi-libc writes in
+    /// buffers of a few KiB).
+    pub fn hostcall_fuel(&self) -> usize {
+        // Each list element costs its host-side size too (a `Vec` and an
+        // optional address, well under 128 bytes), and other arguments a
+        // little.
+        let batch = usize::try_from(self.max_send_batch).unwrap_or(usize::MAX);
+        batch
+            .saturating_mul(self.max_datagram_size.saturating_add(128))
+            .saturating_add(64 << 10)
+    }
+
     /// The limits as `name value` lines, as the CLI's flags name them.
     pub fn explain(&self) -> String {
         let rate = |rate: Option<u64>, unit: &str| match rate {
@@ -164,49 +190,56 @@ impl Limits {
     }
 }
 
-/// The buffer space guests have set across a store's live sockets.
+/// The kernel buffer memory a store's live sockets may hold: the sum of
+/// each socket's receive and send buffer sizes as the kernel accounts them
+/// (system defaults and Linux's doubling included).
 #[derive(Debug)]
 pub(crate) struct BufferBudget {
-    per_socket: usize,
     per_store: usize,
     in_use: AtomicUsize,
 }
 
 impl BufferBudget {
-    pub(crate) fn new(per_socket: usize, per_store: usize) -> Self {
+    pub(crate) fn new(per_store: usize) -> Self {
         Self {
-            per_socket,
             per_store,
             in_use: AtomicUsize::new(0),
         }
     }
 
-    /// A socket that holds `held` bytes of the budget asks for `wanted`:
-    /// returns what it gets (capped by both limits) and now holds.
-    pub(crate) fn resize(&self, held: usize, wanted: usize) -> usize {
-        let wanted = wanted.min(self.per_socket);
-        let mut granted = 0;
-        // Never fails: the closure always returns Some.
+    /// Charges `bytes` if they fit.
+    pub(crate) fn try_charge(&self, bytes: usize) -> bool {
+        self.in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_use| {
+                in_use
+                    .checked_add(bytes)
+                    .filter(|total| *total <= self.per_store)
+            })
+            .is_ok()
+    }
+
+    /// What is left.
+    pub(crate) fn available(&self) -> usize {
+        self.per_store
+            .saturating_sub(self.in_use.load(Ordering::Acquire))
+    }
+
+    /// A socket charged `old` is now charged `new` (which the caller sized
+    /// to fit; the kernel's own rounding may overshoot by a little).
+    pub(crate) fn replace(&self, old: usize, new: usize) {
         let _ = self
             .in_use
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_use| {
-                let others = in_use.saturating_sub(held);
-                granted = wanted.min(self.per_store.saturating_sub(others));
-                Some(others + granted)
-            });
-        granted
-    }
-
-    /// A socket that held `held` bytes is gone.
-    pub(crate) fn release(&self, held: usize) {
-        let _ = self
-            .in_use
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_use| {
-                Some(in_use.saturating_sub(held))
+                Some(in_use.saturating_sub(old).saturating_add(new))
             });
     }
 
-    /// Bytes currently set across the store's sockets.
+    /// A socket charged `bytes` is gone.
+    pub(crate) fn release(&self, bytes: usize) {
+        self.replace(bytes, 0);
+    }
+
+    /// Bytes currently charged.
     #[cfg(test)]
     pub(crate) fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Acquire)
@@ -215,8 +248,11 @@ impl BufferBudget {
 
 /// A token bucket for a store's sends. Tokens refill continuously at the
 /// configured rates; the bucket holds a tenth of a second's worth (at least
-/// one datagram, and at least one datagram of the largest size, so that any
-/// datagram can eventually go).
+/// one datagram). A datagram costs one datagram token and its payload plus
+/// its packet's IP and UDP headers in byte tokens, so empty datagrams are
+/// not free. A datagram may go while any byte tokens are left and so
+/// overdraw the bucket (that way a datagram larger than a tenth of a
+/// second's worth can go at all); the next one waits out the debt.
 #[derive(Debug)]
 pub(crate) struct SendBucket {
     rate: SendRate,
@@ -233,8 +269,8 @@ struct BucketState {
 impl SendBucket {
     pub(crate) fn new(rate: SendRate) -> Self {
         let state = BucketState {
-            datagrams: Self::capacity(rate.datagrams_per_second, 1.0),
-            bytes: Self::capacity(rate.bytes_per_second, MAX_DATAGRAM_SIZE as f64),
+            datagrams: Self::capacity(rate.datagrams_per_second),
+            bytes: Self::capacity(rate.bytes_per_second),
             refilled: Instant::now(),
         };
         Self {
@@ -243,8 +279,8 @@ impl SendBucket {
         }
     }
 
-    fn capacity(rate: Option<u64>, at_least: f64) -> f64 {
-        rate.map_or(f64::INFINITY, |rate| (rate as f64 / 10.0).max(at_least))
+    fn capacity(rate: Option<u64>) -> f64 {
+        rate.map_or(f64::INFINITY, |rate| (rate as f64 / 10.0).max(1.0))
     }
 
     fn refill(&self, state: &mut BucketState, now: Instant) {
@@ -252,34 +288,34 @@ impl SendBucket {
         state.refilled = now;
         if let Some(rate) = self.rate.datagrams_per_second {
             state.datagrams =
-                (state.datagrams + elapsed * rate as f64).min(Self::capacity(Some(rate), 1.0));
+                (state.datagrams + elapsed * rate as f64).min(Self::capacity(Some(rate)));
         }
         if let Some(rate) = self.rate.bytes_per_second {
-            state.bytes = (state.bytes + elapsed * rate as f64)
-                .min(Self::capacity(Some(rate), MAX_DATAGRAM_SIZE as f64));
+            state.bytes = (state.bytes + elapsed * rate as f64).min(Self::capacity(Some(rate)));
         }
     }
 
-    /// How many datagrams of `payload_len` bytes the tokens allow now, or
-    /// when they will allow one.
-    pub(crate) fn permits(&self, payload_len: usize) -> Result<u64, Instant> {
+    /// How many datagrams costing `cost` bytes each (payload and headers)
+    /// the tokens allow now, or when they will allow one.
+    pub(crate) fn permits(&self, cost: usize) -> Result<u64, Instant> {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.refill(&mut state, now);
-        let payload = (payload_len.max(1) as f64).min(MAX_DATAGRAM_SIZE as f64);
-        let by_count = state.datagrams.floor();
-        let by_bytes = (state.bytes / payload).floor();
-        let permitted = by_count.min(by_bytes);
-        if permitted >= 1.0 {
+        let cost = cost.max(1) as f64;
+        if state.datagrams >= 1.0 && state.bytes > 0.0 {
+            let by_count = state.datagrams.floor();
+            // The last one may overdraw.
+            let by_bytes = (state.bytes / cost).ceil();
             // Saturating float-to-int conversion: infinity becomes u64::MAX.
-            return Ok(permitted as u64);
+            return Ok(by_count.min(by_bytes) as u64);
         }
         let wait_for = |missing: f64, rate: Option<u64>| match rate {
-            Some(rate) if missing > 0.0 => missing / rate as f64,
+            Some(rate) if missing > 0.0 => missing / rate.max(1) as f64,
             _ => 0.0,
         };
+        // Byte tokens must be above zero again: the debt plus a little.
         let wait = wait_for(1.0 - state.datagrams, self.rate.datagrams_per_second)
-            .max(wait_for(payload - state.bytes, self.rate.bytes_per_second));
+            .max(wait_for(1.0 - state.bytes, self.rate.bytes_per_second));
         // Rounded up to a whole millisecond, so that waking at the deadline
         // always finds the tokens there; at most an hour, after which the
         // pollable wakes and check-send answers again.
@@ -287,26 +323,25 @@ impl SendBucket {
         Err(now + Duration::from_millis(millis))
     }
 
-    /// How many datagrams from the front of a batch with these payload
-    /// lengths the tokens cover now (none when even the first does not fit).
-    pub(crate) fn admit(&self, lengths: impl Iterator<Item = usize>) -> usize {
+    /// How many datagrams from the front of a batch with these costs (payload
+    /// and headers) the tokens cover now (none when none are left).
+    pub(crate) fn admit(&self, costs: impl Iterator<Item = usize>) -> usize {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.refill(&mut state, Instant::now());
         let (mut datagrams, mut bytes) = (state.datagrams, state.bytes);
         let mut admitted = 0;
-        for len in lengths {
-            datagrams -= 1.0;
-            bytes -= len as f64;
-            if datagrams < 0.0 || bytes < 0.0 {
+        for cost in costs {
+            if datagrams < 1.0 || bytes <= 0.0 {
                 break;
             }
+            datagrams -= 1.0;
+            bytes -= cost as f64;
             admitted += 1;
         }
         admitted
     }
 
-    /// Takes the tokens of what was sent. A batch larger than its estimate
-    /// leaves the bucket in debt, which later permits wait out.
+    /// Takes the tokens of what was sent.
     pub(crate) fn consume(&self, datagrams: u64, bytes: u64) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.datagrams -= datagrams as f64;
@@ -319,74 +354,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffer_budget_caps_per_socket_and_per_store() {
-        let budget = BufferBudget::new(1000, 2500);
-        let a = budget.resize(0, 5000);
-        assert_eq!(a, 1000, "capped per socket");
-        let b = budget.resize(0, 1000);
-        assert_eq!(b, 1000);
-        let c = budget.resize(0, 1000);
-        assert_eq!(c, 500, "what the store has left");
-        assert_eq!(budget.resize(0, 1), 0, "nothing left");
-        // Shrinking gives back; a socket may grow into what it held.
-        let a = budget.resize(a, 200);
-        assert_eq!(a, 200);
-        assert_eq!(budget.in_use(), 200 + 1000 + 500);
-        budget.release(b);
-        budget.release(c);
-        budget.release(a);
+    fn buffer_budget_charges_what_fits() {
+        let budget = BufferBudget::new(2500);
+        assert!(budget.try_charge(1000));
+        assert!(budget.try_charge(1000));
+        assert!(!budget.try_charge(1000), "only 500 left");
+        assert_eq!(budget.available(), 500);
+        budget.replace(1000, 1500);
+        assert_eq!(budget.available(), 0);
+        budget.release(1500);
+        budget.release(1000);
         assert_eq!(budget.in_use(), 0);
     }
 
     #[test]
     fn send_bucket_permits_a_burst_then_waits_for_tokens() {
-        let bucket = SendBucket::new(SendRate {
-            datagrams_per_second: Some(100),
-            bytes_per_second: None,
-        });
+        let bucket = SendBucket::new(SendRate::datagrams(100));
         // A tenth of a second's worth.
-        assert_eq!(bucket.permits(64), Ok(10));
-        bucket.consume(10, 640);
-        let ready_at = bucket.permits(64).expect_err("empty");
+        assert_eq!(bucket.permits(92), Ok(10));
+        bucket.consume(10, 920);
+        let ready_at = bucket.permits(92).expect_err("empty");
         let wait = ready_at.saturating_duration_since(Instant::now());
         assert!(wait <= Duration::from_millis(12), "{wait:?}");
         assert!(wait >= Duration::from_millis(5), "{wait:?}");
     }
 
     #[test]
-    fn byte_rate_sizes_permits_by_payload_and_allows_any_datagram() {
-        let bucket = SendBucket::new(SendRate {
-            datagrams_per_second: None,
-            bytes_per_second: Some(10_000),
-        });
-        // The bucket holds at least one largest datagram.
-        assert_eq!(bucket.permits(1000), Ok(65));
-        assert_eq!(bucket.permits(65_527), Ok(1));
-        bucket.consume(1, 65_527);
-        assert!(bucket.permits(1).is_err());
+    fn byte_rates_charge_headers_and_let_one_datagram_overdraw() {
+        let bucket = SendBucket::new(SendRate::bytes(10_000));
+        // 1000 bytes of tokens: three datagrams of 400 bytes with headers,
+        // the last overdrawing.
+        assert_eq!(bucket.permits(428), Ok(3));
+        assert_eq!(bucket.permits(65_555), Ok(1), "any datagram can go");
+        bucket.consume(1, 65_555);
+        let ready_at = bucket.permits(28).expect_err("in debt");
+        let wait = ready_at.saturating_duration_since(Instant::now());
+        assert!(
+            wait >= Duration::from_secs(6),
+            "waits out the debt: {wait:?}"
+        );
+        // Empty datagrams are not free: 1000 bytes of tokens cover 36.
+        let bucket = SendBucket::new(SendRate::bytes(10_000));
+        assert_eq!(bucket.admit([28; 100].into_iter()), 36);
     }
 
     #[test]
     fn a_batch_is_admitted_as_far_as_the_tokens_go() {
-        let bucket = SendBucket::new(SendRate {
-            datagrams_per_second: Some(1000),
-            bytes_per_second: Some(200_000),
-        });
-        // 100 datagrams' and 65 527 bytes' worth.
-        assert_eq!(bucket.admit([10_000; 16].into_iter()), 6);
+        let bucket = SendBucket::new(SendRate::datagrams(1000).and_bytes(200_000));
+        // 100 datagrams' and 20 000 bytes' worth.
+        assert_eq!(bucket.admit([10_000; 16].into_iter()), 2);
         assert_eq!(bucket.admit([10; 200].into_iter()), 100);
-        bucket.consume(6, 60_000);
+        // In debt (by what refills in 25 ms): nothing goes.
+        bucket.consume(2, 25_000);
         assert_eq!(bucket.admit([10_000; 16].into_iter()), 0);
     }
 
     #[test]
     fn a_bucket_that_never_refills_waits_an_hour_at_most() {
-        let bucket = SendBucket::new(SendRate {
-            datagrams_per_second: Some(0),
-            bytes_per_second: Some(0),
-        });
-        bucket.consume(1, 65_527);
-        let ready_at = bucket.permits(100).expect_err("no tokens");
+        let bucket = SendBucket::new(SendRate::datagrams(0).and_bytes(0));
+        bucket.consume(1, 65_555);
+        let ready_at = bucket.permits(128).expect_err("no tokens");
         let wait = ready_at.saturating_duration_since(Instant::now());
         assert!(wait <= Duration::from_secs(3601), "{wait:?}");
     }
@@ -394,7 +421,7 @@ mod tests {
     #[test]
     fn unlimited_buckets_never_refuse() {
         let bucket = SendBucket::new(SendRate::default());
-        assert_eq!(bucket.permits(65_527), Ok(u64::MAX));
+        assert_eq!(bucket.permits(65_555), Ok(u64::MAX));
         bucket.consume(1_000_000, 1 << 40);
         assert_eq!(bucket.permits(1), Ok(u64::MAX));
     }

@@ -113,6 +113,8 @@ pub(crate) enum DropCause {
     NotPeer,
     /// Larger than the store's `max_datagram_size`.
     Oversized,
+    /// Dropped by the kernel: the socket's receive queue was full.
+    KernelQueue,
 }
 
 impl DropCause {
@@ -122,6 +124,7 @@ impl DropCause {
             Self::Forbidden => "from sources a deny rule refuses",
             Self::NotPeer => "from other than the connected peer",
             Self::Oversized => "larger than max-datagram-size",
+            Self::KernelQueue => "by the kernel for a full receive queue",
         }
     }
 }
@@ -143,7 +146,7 @@ impl Topic {
             | Self::Dropped(DropCause::Forbidden) => ("wasi_udp_host::policy", Level::WARN),
             // The WIT's own rule, not a refusal: nothing for the user to fix.
             Self::Dropped(DropCause::NotPeer) => ("wasi_udp_host::policy", Level::DEBUG),
-            Self::Dropped(DropCause::Oversized) | Self::Limit(_) => {
+            Self::Dropped(DropCause::Oversized | DropCause::KernelQueue) | Self::Limit(_) => {
                 ("wasi_udp_host::limits", Level::WARN)
             }
         }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{DatagramSocket, Family};
-use crate::ctx::{SocketSlot, StoreShared, UdpStats};
+use crate::ctx::{SlotRefused, SocketSlot, StoreShared, UdpStats};
 use crate::error::{Code, Operation, UdpError, UdpResult, code_from_io};
 use crate::peers::ReplyPeers;
 use crate::policy::{Denial, Rule, SocketUse};
@@ -53,10 +53,12 @@ pub(crate) struct SocketCore {
     send_room: AtomicUsize,
     /// The largest payload of the last `send`: what permits are sized for.
     pub(crate) last_payload_len: AtomicUsize,
-    /// What the guest set `SO_RCVBUF` and `SO_SNDBUF` to, as counted against
-    /// the store's buffer budget (0 while at the system default).
-    receive_buffer_held: AtomicUsize,
-    send_buffer_held: AtomicUsize,
+    /// What this socket's receive and send buffers are charged against the
+    /// store's buffer budget: their sizes as the kernel accounts them.
+    buffers_charged: AtomicUsize,
+    /// The kernel's count of datagrams this socket dropped for a full
+    /// receive queue, as last reported.
+    pub(crate) kernel_drops_seen: std::sync::atomic::AtomicU32,
     /// Peers whose datagrams are replies: see the module invariants.
     reply_peers: Mutex<ReplyPeers>,
     _slot: SocketSlot,
@@ -64,9 +66,9 @@ pub(crate) struct SocketCore {
 
 impl Drop for SocketCore {
     fn drop(&mut self) {
-        let held = self.receive_buffer_held.load(Ordering::Relaxed)
-            + self.send_buffer_held.load(Ordering::Relaxed);
-        self.shared.buffers.release(held);
+        self.shared
+            .buffers
+            .release(self.buffers_charged.load(Ordering::Relaxed));
     }
 }
 
@@ -86,6 +88,11 @@ impl SocketCore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// How many sockets the store holds.
+    pub(crate) fn live_sockets(&self) -> usize {
+        self._slot.live()
     }
 
     /// Whether an error is waiting to be reported.
@@ -181,42 +188,39 @@ impl UdpSocket {
         shared: &Arc<StoreShared>,
         live: &Arc<std::sync::atomic::AtomicUsize>,
     ) -> UdpResult<Self> {
-        let max = shared.limits.max_sockets;
         // udp-create-socket.wit: "new-socket-limit: The new socket resource
-        // could not be created because of a system limit." The store's limit
-        // is checked before the syscall.
-        let Some(slot) = SocketSlot::claim(live, max) else {
-            UdpStats::add(&shared.stats.socket_limit_hits, 1);
-            let hints = shared.reporter.hints();
-            shared
-                .reporter
-                .report(Topic::Limit(Limit::MaxSockets), None, 1, || {
+        // could not be created because of a system limit." The store's and
+        // the process's limits are checked before the syscall.
+        let slot = SocketSlot::claim(live, shared).map_err(|refused| {
+            let limit = match refused {
+                SlotRefused::Store => Limit::MaxSockets,
+                SlotRefused::Budget => Limit::Descriptors,
+            };
+            socket_limit(shared, limit, || match refused {
+                SlotRefused::Store => format!(
+                    "the guest holds {} sockets, its max-sockets",
+                    shared.limits.max_sockets
+                ),
+                SlotRefused::Budget => {
+                    let budget = shared.descriptors.budget();
                     format!(
-                        "the guest holds {max} sockets, its max-sockets: create-udp-socket \
-                         returns new-socket-limit; {}",
-                        hints.raise(Limit::MaxSockets)
+                        "the process's socket budget is in use by all its stores ({} sockets: {})",
+                        budget.capacity(),
+                        budget.origin()
                     )
-                });
-            return Err(Code::NewSocketLimit.into());
-        };
+                }
+            })
+        })?;
         let io = DatagramSocket::new(family).map_err(|error| {
             let code = code_from_io(&error, Operation::Create);
             if code == Code::NewSocketLimit {
-                UdpStats::add(&shared.stats.socket_limit_hits, 1);
-                let hints = shared.reporter.hints();
-                shared
-                    .reporter
-                    .report(Topic::Limit(Limit::Descriptors), None, 1, || {
-                        format!(
-                            "the process is out of file descriptors ({error}) with {} sockets \
-                             open for this guest: create-udp-socket returns new-socket-limit; {}",
-                            live.load(Ordering::Relaxed).saturating_sub(1),
-                            hints.raise(Limit::Descriptors)
-                        )
-                    });
+                return socket_limit(shared, Limit::Descriptors, || {
+                    format!("the process is out of file descriptors ({error})")
+                });
             }
             UdpError::from(code)
         })?;
+        let charged = charge_new_socket(&io, shared, slot.live())?;
         Ok(Self {
             core: Arc::new(SocketCore {
                 io,
@@ -226,8 +230,8 @@ impl UdpSocket {
                 send_buffer_full: AtomicBool::new(false),
                 send_room: AtomicUsize::new(0),
                 last_payload_len: AtomicUsize::new(0),
-                receive_buffer_held: AtomicUsize::new(0),
-                send_buffer_held: AtomicUsize::new(0),
+                buffers_charged: AtomicUsize::new(charged),
+                kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
                 reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
                 _slot: slot,
             }),
@@ -400,11 +404,7 @@ impl UdpSocket {
         // WIT: "If the provided value is 0, an invalid-argument error is
         // returned. Any other value will never cause an error, but it might be
         // silently clamped and/or rounded."
-        let wanted = buffer_size_argument(value)?;
-        let Some(size) = self.budgeted(&self.core.receive_buffer_held, wanted) else {
-            return Ok(());
-        };
-        option_result(self.core.io.set_receive_buffer_size(size))
+        self.resize_buffer(Buffer::Receive, value)
     }
 
     /// `send-buffer-size`, in the units the guest sets it in.
@@ -414,50 +414,152 @@ impl UdpSocket {
 
     /// `set-send-buffer-size`.
     pub(crate) fn set_send_buffer_size(&self, value: u64) -> UdpResult<()> {
-        let wanted = buffer_size_argument(value)?;
-        let Some(size) = self.budgeted(&self.core.send_buffer_held, wanted) else {
-            return Ok(());
-        };
+        self.resize_buffer(Buffer::Send, value)?;
         // The kernel may clamp what it is given: read the room back at the
         // next check-send.
         self.core.send_room.store(0, Ordering::Relaxed);
-        option_result(self.core.io.set_send_buffer_size(size))
+        Ok(())
     }
 
-    /// `wanted` capped by the per-socket and per-store buffer limits, with
-    /// the socket's hold on the store's budget (`held`) updated to match;
-    /// `None` when the store's budget has nothing left for it, in which case
-    /// the socket keeps the size it has (asking the kernel for 0 would give
-    /// it the kernel's minimum instead).
-    fn budgeted(&self, held: &AtomicUsize, wanted: usize) -> Option<usize> {
+    /// Sets one buffer to `value`, capped by `max_socket_buffer` and by what
+    /// the store's buffer budget has left. With nothing left to grow into,
+    /// the buffer keeps its size (asking the kernel for less than the guest
+    /// had would be a shrink nobody asked for).
+    fn resize_buffer(&self, buffer: Buffer, value: u64) -> UdpResult<()> {
+        let value = buffer_size_argument(value)?;
         let shared = &self.core.shared;
-        let buffers = &shared.buffers;
-        let before = held.load(Ordering::Relaxed);
-        let granted = buffers.resize(before, wanted);
-        if granted < wanted {
-            UdpStats::add(&shared.stats.buffer_requests_capped, 1);
-            let limit = if wanted > shared.limits.max_socket_buffer {
-                Limit::MaxSocketBuffer
-            } else {
-                Limit::MaxStoreBuffers
-            };
-            let hints = shared.reporter.hints();
-            shared.reporter.report(Topic::Limit(limit), None, 1, || {
-                format!(
-                    "a buffer size of {wanted} bytes was capped to {granted} by {}; {}",
-                    limit.flag(),
-                    hints.raise(limit)
-                )
-            });
+        let io = &self.core.io;
+        let mut wanted = value;
+        if wanted > shared.limits.max_socket_buffer {
+            wanted = shared.limits.max_socket_buffer;
+            report_capped(shared, Limit::MaxSocketBuffer, value, wanted);
         }
-        if granted == 0 {
-            // Nothing left: keep what the socket held and the size it has.
-            buffers.resize(0, before);
-            return None;
+        let (receive, send) = option_result(io.buffer_charges())?;
+        let current = match buffer {
+            Buffer::Receive => receive,
+            Buffer::Send => send,
+        };
+        let affordable = current + growth_room(shared, self.core.live_sockets());
+        if DatagramSocket::charge_for_size(wanted) > affordable {
+            let capped = DatagramSocket::size_for_charge(affordable);
+            report_capped(shared, Limit::MaxStoreBuffers, value, capped);
+            if capped <= DatagramSocket::size_for_charge(current) {
+                return Ok(());
+            }
+            wanted = capped;
         }
-        held.store(granted, Ordering::Relaxed);
-        Some(granted)
+        option_result(match buffer {
+            Buffer::Receive => io.set_receive_buffer_size(wanted),
+            Buffer::Send => io.set_send_buffer_size(wanted),
+        })?;
+        let (receive, send) = option_result(io.buffer_charges())?;
+        let charged = receive + send;
+        let before = self.core.buffers_charged.swap(charged, Ordering::Relaxed);
+        shared.buffers.replace(before, charged);
+        Ok(())
     }
+}
+
+#[derive(Clone, Copy)]
+enum Buffer {
+    Receive,
+    Send,
+}
+
+/// Counts and reports a socket refused by `limit`, as `new-socket-limit`.
+fn socket_limit(shared: &StoreShared, limit: Limit, why: impl FnOnce() -> String) -> UdpError {
+    UdpStats::add(&shared.stats.socket_limit_hits, 1);
+    let hints = shared.reporter.hints();
+    shared.reporter.report(Topic::Limit(limit), None, 1, || {
+        format!(
+            "{}: create-udp-socket returns new-socket-limit; {}",
+            why(),
+            hints.raise(limit)
+        )
+    });
+    Code::NewSocketLimit.into()
+}
+
+/// What the store's buffer budget can give one socket beyond the kernel's
+/// smallest buffers, keeping those smallest buffers for every socket it may
+/// still create (up to `max_sockets`, `live` held now).
+fn growth_room(shared: &StoreShared, live: usize) -> usize {
+    let minimum = DatagramSocket::minimum_charge();
+    let slots_left = shared.limits.max_sockets.saturating_sub(live);
+    shared
+        .buffers
+        .available()
+        .saturating_sub(minimum.saturating_mul(slots_left))
+}
+
+/// Charges a new socket's buffers (the system's defaults) against the
+/// store's budget. When the defaults would eat into the smallest buffers
+/// kept for the sockets the store may still create, the new socket gets
+/// smaller buffers; `new-socket-limit` when not even the kernel's smallest
+/// fit (`max_sockets` of them need more than `max_store_buffers`).
+fn charge_new_socket(io: &DatagramSocket, shared: &StoreShared, live: usize) -> UdpResult<usize> {
+    let (receive, send) = io.buffer_charges().unwrap_or((0, 0));
+    let defaults = receive + send;
+    let minimum = DatagramSocket::minimum_charge();
+    // What is left once the smallest buffers are kept for the store's
+    // other possible sockets (this one is counted in `live`).
+    let room = growth_room(shared, live);
+    if defaults <= room && shared.buffers.try_charge(defaults) {
+        return Ok(defaults);
+    }
+    let charge = room.max(minimum).min(defaults);
+    let shrink_to = |size: usize| {
+        io.set_receive_buffer_size(size).is_ok() && io.set_send_buffer_size(size).is_ok()
+    };
+    let charged_now = || {
+        io.buffer_charges()
+            .map(|(receive, send)| receive + send)
+            .unwrap_or(usize::MAX)
+    };
+    let mut shrunk = shrink_to(DatagramSocket::size_for_charge(charge / 2).max(1));
+    let mut charged = charged_now();
+    if shrunk && charged > charge {
+        // The kernel's minimums made the even split cost more: take them.
+        shrunk = shrink_to(1);
+        charged = charged_now();
+    }
+    if !shrunk || !shared.buffers.try_charge(charged) {
+        return Err(socket_limit(shared, Limit::MaxStoreBuffers, || {
+            format!(
+                "max-store-buffers ({} bytes) has no room for another socket's buffers, even \
+                 the kernel's smallest ({minimum} bytes)",
+                shared.limits.max_store_buffers
+            )
+        }));
+    }
+    let hints = shared.reporter.hints();
+    UdpStats::add(&shared.stats.buffer_requests_capped, 1);
+    shared
+        .reporter
+        .report(Topic::Limit(Limit::MaxStoreBuffers), None, 1, || {
+            format!(
+                "new sockets get smaller buffers than the system's ({} and {} bytes) so that \
+                 max-sockets ({}) of them fit max-store-buffers ({} bytes); {}",
+                DatagramSocket::size_for_charge(receive),
+                DatagramSocket::size_for_charge(send),
+                shared.limits.max_sockets,
+                shared.limits.max_store_buffers,
+                hints.raise(Limit::MaxStoreBuffers)
+            )
+        });
+    Ok(charged)
+}
+
+fn report_capped(shared: &StoreShared, limit: Limit, wanted: usize, granted: usize) {
+    UdpStats::add(&shared.stats.buffer_requests_capped, 1);
+    let hints = shared.reporter.hints();
+    shared.reporter.report(Topic::Limit(limit), None, 1, || {
+        format!(
+            "a buffer size of {wanted} bytes was capped to {granted} by {}; {}",
+            limit.flag(),
+            hints.raise(limit)
+        )
+    });
 }
 
 fn option_result<T>(result: io::Result<T>) -> UdpResult<T> {

@@ -95,6 +95,8 @@ impl IncomingDatagramStream {
             return Err(code_from_io(&error, Operation::Receive).into());
         }
         let max_size = self.core.shared.limits.max_datagram_size;
+        // Whatever another socket's receive left there is not ours.
+        slots.take_kernel_drops();
         let batch = collect_datagrams(
             max,
             slots,
@@ -108,6 +110,9 @@ impl IncomingDatagramStream {
         );
         for dropped in &batch.dropped {
             self.report_drop(dropped);
+        }
+        if let Some(count) = slots.take_kernel_drops() {
+            self.report_kernel_drops(count);
         }
         match batch.error {
             None => Ok(batch.received),
@@ -158,6 +163,37 @@ impl IncomingDatagramStream {
         }
     }
 
+    /// Counts what the kernel dropped since the socket last said, from its
+    /// cumulative count `total`.
+    fn report_kernel_drops(&self, total: u32) {
+        let seen = self.core.kernel_drops_seen.swap(total, Ordering::Relaxed);
+        let new = u64::from(total.wrapping_sub(seen));
+        if new == 0 {
+            return;
+        }
+        let shared = &self.core.shared;
+        UdpStats::add(&shared.stats.dropped_kernel_queue, new);
+        shared.reporter.report(
+            Topic::Dropped(DropCause::KernelQueue),
+            self.core.io.local_addr().ok(),
+            new,
+            || {
+                let local = self
+                    .core
+                    .io
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let size = self.core.io.receive_buffer_size().unwrap_or(0);
+                format!(
+                    "the kernel dropped {new} datagrams for {local}: its receive buffer \
+                     ({size} bytes) was full; the guest reads too slowly, or can raise it with \
+                     set-receive-buffer-size (up to max-socket-buffer)"
+                )
+            },
+        );
+    }
+
     /// Counts dropped datagrams and says why, once per cause and source.
     fn report_drop(&self, dropped: &Dropped) {
         let shared = &self.core.shared;
@@ -167,6 +203,7 @@ impl IncomingDatagramStream {
             DropCause::Forbidden => &stats.dropped_forbidden,
             DropCause::NotPeer => &stats.dropped_not_peer,
             DropCause::Oversized => &stats.dropped_oversized,
+            DropCause::KernelQueue => &stats.dropped_kernel_queue,
         };
         UdpStats::add(counter, dropped.count);
         let hints = shared.reporter.hints();
@@ -213,6 +250,7 @@ impl IncomingDatagramStream {
                             peer.unwrap_or_default()
                         )
                     }
+                    DropCause::KernelQueue => format!("{head}: the receive queue was full"),
                     DropCause::Oversized => format!(
                         "{head}: {} bytes, more than max-datagram-size ({}); {}",
                         dropped.largest,
@@ -372,7 +410,8 @@ impl OutgoingDatagramStream {
         let mut permitted = permits_for(self.core.send_room(), last_payload_len, max_batch);
         if let Some(bucket) = &self.core.shared.send_bucket {
             // Spent tokens make this 0; the pollable wakes when they return.
-            let tokens = bucket.permits(last_payload_len).unwrap_or(0);
+            let cost = last_payload_len + self.core.family.packet_overhead();
+            let tokens = bucket.permits(cost).unwrap_or(0);
             if tokens == 0 {
                 self.report_rate_stall();
             }
@@ -470,8 +509,9 @@ impl OutgoingDatagramStream {
         }
         // The store's send rate may cover only part of the batch; a send
         // that sends fewer than asked is what the guest handles anyway.
+        let overhead = self.core.family.packet_overhead();
         let admitted = match &self.core.shared.send_bucket {
-            Some(bucket) => bucket.admit(transmits.iter().map(|t| t.payload.len())),
+            Some(bucket) => bucket.admit(transmits.iter().map(|t| t.payload.len() + overhead)),
             None => transmits.len(),
         };
         if admitted < transmits.len() {
@@ -485,7 +525,7 @@ impl OutgoingDatagramStream {
         if let Some(bucket) = &self.core.shared.send_bucket {
             let bytes = transmits[..outcome.sent]
                 .iter()
-                .map(|t| t.payload.len() as u64)
+                .map(|t| (t.payload.len() + overhead) as u64)
                 .sum();
             bucket.consume(outcome.sent as u64, bytes);
         }
@@ -620,8 +660,9 @@ impl Pollable for SendReadiness {
             self.0.io.send_ready().await;
         }
         if let Some(bucket) = &self.0.shared.send_bucket {
-            let last_payload_len = self.0.last_payload_len.load(Ordering::Relaxed);
-            while let Err(ready_at) = bucket.permits(last_payload_len) {
+            let cost =
+                self.0.last_payload_len.load(Ordering::Relaxed) + self.0.family.packet_overhead();
+            while let Err(ready_at) = bucket.permits(cost) {
                 tokio::time::sleep_until(ready_at.into()).await;
             }
         }

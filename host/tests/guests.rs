@@ -290,27 +290,45 @@ fn limit_send_rate() {
         "100 datagrams in {elapsed} s"
     );
 
-    // 200 000 bytes/s of 10 000-byte datagrams, a burst of 65 527 bytes: 16
-    // datagrams take at least (160 000 - 65 527) / 200 000 s.
+    // 200 000 bytes/s of 10 000-byte datagrams (10 028 with headers), a
+    // burst of 20 000 bytes that the last datagram may overdraw: 16
+    // datagrams take at least (16 * 10 028 - 20 000 - 10 028) / 200 000 s.
     let (zero_permits, elapsed) =
         send_under_rate(wasi_udp_host::SendRate::bytes(200_000), 16, 10_000);
     assert!(zero_permits >= 1, "check-send never returned 0");
     assert!(
-        elapsed >= 0.95 * (160_000.0 - 65_527.0) / 200_000.0,
+        elapsed >= 0.95 * (16.0 * 10_028.0 - 20_000.0 - 10_028.0) / 200_000.0,
         "16 datagrams in {elapsed} s"
     );
 }
 
 #[test]
+fn a_byte_rate_bounds_empty_datagrams_by_their_headers() {
+    // 1000 bytes/s: an empty datagram's packet costs 28 bytes, so 60 of
+    // them take at least (60 * 28 - 100 - 28) / 1000 s, not no time at all.
+    let (zero_permits, elapsed) = send_under_rate(wasi_udp_host::SendRate::bytes(1000), 60, 0);
+    assert!(zero_permits >= 1, "check-send never returned 0");
+    assert!(
+        elapsed >= 0.95 * (60.0 * 28.0 - 100.0 - 28.0) / 1000.0,
+        "60 empty datagrams in {elapsed} s"
+    );
+}
+
+#[test]
 fn limit_socket_buffers() {
-    let outcome = run(
+    let budget = 2 << 20;
+    let outcome = run_with_args(
         "limit_socket_buffers",
         test_udp_ctx()
+            .max_sockets(8)
             .max_socket_buffer(64 * 1024)
-            .max_store_buffers(160 * 1024)
+            .max_store_buffers(budget)
             .build(),
+        &[&budget.to_string()],
     );
     assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(outcome.stats.socket_limit_hits >= 1, "{outcome:?}");
+    assert!(outcome.stats.buffer_requests_capped >= 2, "{outcome:?}");
 }
 
 #[test]
@@ -443,4 +461,45 @@ fn an_async_policy_is_awaited_for_binds_and_connects() {
             "{guest}: the service was not consulted"
         );
     }
+}
+
+/// The guest itself, small; `tests/hostile.rs` runs it at the limits.
+#[test]
+fn hostile_hold_sockets() {
+    let report = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    report
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let report_addr = report.local_addr().expect("addr").to_string();
+    let guest = std::thread::spawn(move || {
+        run_with_args(
+            "hostile_hold_sockets",
+            test_udp_ctx().max_sockets(4).build(),
+            &["100", "30", &report_addr],
+        )
+    });
+    let mut buffer = [0; 1024];
+    let (len, _) = report.recv_from(&mut buffer).expect("the report");
+    let text = String::from_utf8_lossy(&buffer[..len]).into_owned();
+    // The control socket is one of the four.
+    assert!(text.starts_with("holding 3 control "), "{text}");
+    let control: u16 = text
+        .split_whitespace()
+        .nth(3)
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    report
+        .send_to(b"stop", ("127.0.0.1", control))
+        .expect("stop");
+    let outcome = guest.join().expect("guest thread");
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(outcome.stdout.contains("told to stop"), "{outcome:?}");
+}
+
+/// The legal form of the raw-ABI send; `tests/hostile.rs` runs the rest.
+#[test]
+fn hostile_send_many_records() {
+    let outcome = run_with_args("hostile_send_many_records", test_udp_ctx().build(), &["1"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(outcome.stdout.contains("sent 1"), "{outcome:?}");
 }

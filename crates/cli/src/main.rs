@@ -240,6 +240,9 @@ async fn run(options: Options, settings: Settings) -> Result<i32, Failure> {
         wasi.env(key, value);
     }
     let mut store = Store::new(&engine, WasiUdpState::new(wasi.build(), settings.udp_ctx()));
+    // wasmtime copies a call's arguments before the provider can refuse
+    // them: no call needs more than the largest legal send.
+    store.set_hostcall_fuel(settings.limits.hostcall_fuel());
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
         .map_err(|e| Failure::Input(format!("cannot instantiate {program}: {e:#}")))?;
@@ -250,6 +253,19 @@ async fn run(options: Options, settings: Settings) -> Result<i32, Failure> {
             Some(I32Exit(code)) => Ok(*code),
             None => Err(Failure::Trap(error)),
         },
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one, so that the
+/// guest's sockets get all the process may have (the provider's descriptor
+/// budget is read from it, keeping a reserve for the CLI itself).
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        // Failing leaves the soft limit, which the budget then reflects.
+        let _ = setrlimit(Resource::Nofile, limit);
     }
 }
 
@@ -291,6 +307,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    raise_descriptor_limit();
     let settings = match settings(&options) {
         Ok(settings) => settings,
         Err(message) => {

@@ -231,12 +231,16 @@ impl Settings {
 
     /// The effective rules and limits, for `--explain-policy`.
     pub fn explain(&self) -> String {
+        let budget = wasi_udp_host::DescriptorBudget::process();
         format!(
             "UDP policy (base: {}). A matching deny rule refuses; otherwise a matching allow \
-             rule grants; otherwise refused.\n{}\n\nLimits per run:\n{}",
+             rule grants; otherwise refused.\n{}\n\nLimits per run:\n{}\n\nDescriptors: at most \
+             {} sockets ({})",
             self.base.name(),
             indent(&self.rules.explain()),
             indent(&self.limits.explain()),
+            budget.capacity(),
+            budget.origin(),
         )
     }
 

@@ -248,9 +248,10 @@ fn running_out_of_descriptors_is_new_socket_limit_too() {
     assert!(reached < 64, "{stdout}");
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("out of file descriptors") && stderr.contains("ulimit -n"),
+        stderr.contains("socket budget") && stderr.contains("RLIMIT_NOFILE 64"),
         "{stderr}"
     );
+    assert!(stderr.contains("ulimit -n"), "{stderr}");
 }
 
 #[test]
@@ -452,5 +453,41 @@ fn warnings_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
         !text(&output.stderr).contains('\u{1b}'),
         "{:?}",
         text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_byte_rate_bounds_empty_datagrams_too() {
+    // 1000 bytes/s: each empty datagram's packet costs 28 bytes, so 60 of
+    // them take at least (60 * 28 - 100 - 28) / 1000 s.
+    let output = wasi_udp(&[
+        "--send-bytes-rate",
+        "1000",
+        guest("limit_send_rate"),
+        "60",
+        "0",
+    ]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    let elapsed_ns: f64 = stdout
+        .split_whitespace()
+        .nth(5)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        elapsed_ns / 1e9 >= 0.95 * (60.0 * 28.0 - 128.0) / 1000.0,
+        "{stdout}"
+    );
+    assert!(text(&output.stderr).contains("--send-rate N (or --send-bytes-rate BYTES)"));
+}
+
+#[test]
+fn explain_policy_says_the_descriptor_budget() {
+    let output = wasi_udp(&["--explain-policy"]);
+    assert_exit(&output, 0);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("Descriptors: at most") && stdout.contains("RLIMIT_NOFILE"),
+        "{stdout}"
     );
 }

@@ -264,7 +264,9 @@ impl InProcess {
             }
         };
         let exit = self.runtime.block_on(async {
+            let fuel = host.udp.limits().hostcall_fuel();
             let mut store = Store::new(&self.engine, host);
+            store.set_hostcall_fuel(fuel);
             let run = async {
                 let command =
                     match CliCommand::instantiate_async(&mut store, &component, &self.linker).await

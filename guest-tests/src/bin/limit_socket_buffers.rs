@@ -1,45 +1,64 @@
-//! Host limits on socket buffer sizes (the host allows 64 KiB per socket
-//! and 160 KiB per store): a huge request is capped per socket and reads
-//! back as the capped size, later sockets get what the store has left, a
-//! socket asking when nothing is left keeps the size it had, and a dropped
+//! Host limits on socket buffers (the host allows 64 KiB per buffer and
+//! BUDGET bytes of kernel buffer memory per store, given as the argument):
+//! a huge request is capped and reads back as the cap; sockets are made
+//! until the budget has no room, later ones with smaller buffers than the
+//! system's; all of them together never hold more than the budget; with
+//! nothing left, asking for more leaves a buffer as it was; a dropped
 //! socket gives its share back. The WIT allows any cap: "it might be
-//! silently clamped".
+//! silently clamped". (Linux accounts each buffer at twice the size set,
+//! which is what the budget counts.)
 use guest_tests::*;
 
-fn set_huge(socket: &UdpSocket) -> u64 {
-    socket
-        .set_receive_buffer_size(1 << 30)
-        .expect("a huge size is capped, not refused");
-    socket.receive_buffer_size().expect("receive-buffer-size")
+fn charge(socket: &UdpSocket) -> u64 {
+    2 * (socket.receive_buffer_size().expect("receive-buffer-size")
+        + socket.send_buffer_size().expect("send-buffer-size"))
 }
 
 fn main() {
-    let sockets: Vec<UdpSocket> = (0..4)
-        .map(|_| bound_socket(IpAddressFamily::Ipv4).0)
-        .collect();
-    let untouched = sockets[3]
-        .receive_buffer_size()
-        .expect("receive-buffer-size");
-    let sizes: Vec<u64> = sockets.iter().map(set_huge).collect();
-    println!("receive buffer sizes {sizes:?}");
-    // 64 KiB, 64 KiB, the 32 KiB left; then nothing is left, and the size
-    // stays what it was (not the kernel's minimum).
-    assert_eq!(sizes[..3], [64 * 1024, 64 * 1024, 32 * 1024], "{sizes:?}");
-    assert_eq!(sizes[3], untouched, "{sizes:?}");
+    let budget: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .expect("usage: limit_socket_buffers BUDGET");
+    let (first, _) = bound_socket(IpAddressFamily::Ipv4);
+    first
+        .set_receive_buffer_size(1 << 30)
+        .expect("a huge size is capped, not refused");
+    assert_eq!(first.receive_buffer_size().expect("size"), 64 * 1024);
 
-    // The send buffer draws on the same budget, which is spent.
-    let send_before = sockets[3].send_buffer_size().expect("size");
-    sockets[3]
-        .set_send_buffer_size(1 << 30)
-        .expect("capped, not refused");
-    assert_eq!(sockets[3].send_buffer_size().expect("size"), send_before);
-
-    let mut sockets = sockets;
-    drop(sockets.remove(0));
-    let (fresh, _) = bound_socket(IpAddressFamily::Ipv4);
-    assert_eq!(
-        set_huge(&fresh),
-        sizes[0],
-        "the dropped socket's share came back"
+    let mut sockets = vec![first];
+    loop {
+        match create_udp_socket(IpAddressFamily::Ipv4) {
+            Ok(socket) => {
+                bind(&socket, loopback(IpAddressFamily::Ipv4, 0)).expect("bind");
+                sockets.push(socket);
+            }
+            Err(ErrorCode::NewSocketLimit) => break,
+            Err(other) => panic!("create-udp-socket: {other:?}"),
+        }
+        assert!(sockets.len() < 10_000, "the budget never ran out");
+    }
+    let charges: Vec<u64> = sockets.iter().map(charge).collect();
+    let total: u64 = charges.iter().sum();
+    println!(
+        "{} sockets, charged {charges:?}, {total} of {budget}",
+        sockets.len()
     );
+    assert!(total <= budget, "{total} > {budget}");
+    assert!(sockets.len() >= 3, "{charges:?}");
+    let last = sockets.last().expect("a socket");
+    assert!(
+        charge(last) < charges[1],
+        "the last socket has smaller buffers than the system's: {charges:?}"
+    );
+
+    // Nothing left: a bigger buffer is refused quietly, the size stays.
+    let before = last.receive_buffer_size().expect("size");
+    last.set_receive_buffer_size(64 * 1024)
+        .expect("capped, not refused");
+    assert_eq!(last.receive_buffer_size().expect("size"), before);
+
+    // A dropped socket's share comes back.
+    drop(sockets.remove(1));
+    let fresh = create_udp_socket(IpAddressFamily::Ipv4).expect("room again");
+    assert!(charge(&fresh) <= budget - (total - charges[1]));
 }

@@ -115,11 +115,27 @@ pub(super) fn receive(
     landed: &mut Vec<Received>,
 ) -> io::Result<()> {
     let max = max.min(MAX_VECTOR);
+    let drops = receive_into(socket, slots, max, landed)?;
+    if let Some(drops) = drops {
+        slots.note_kernel_drops(drops);
+    }
+    Ok(())
+}
+
+/// [`receive`]'s syscall: returns the kernel's drop counter if a datagram
+/// carried one.
+fn receive_into(
+    socket: &impl AsRawFd,
+    slots: &mut ReceiveSlots,
+    max: usize,
+    landed: &mut Vec<Received>,
+) -> io::Result<Option<u32>> {
     let mut buffers: Vec<[IoSliceMut<'_>; 1]> = slots
         .slots_mut(max)
         .map(|slot| [IoSliceMut::new(slot)])
         .collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), None);
+    let mut headers =
+        MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), Some(nix::cmsg_space!(u32)));
     let results = nix::sys::socket::recvmmsg(
         socket.as_raw_fd(),
         &mut headers,
@@ -128,7 +144,9 @@ pub(super) fn receive(
         None,
     )
     .map_err(io::Error::from)?;
+    let mut drops = None;
     for (slot, message) in results.enumerate() {
+        drops = drops.max(drop_counter(&message));
         let source = message
             .address
             .as_ref()
@@ -140,7 +158,53 @@ pub(super) fn receive(
             source,
         });
     }
+    Ok(drops)
+}
+
+/// Receives one queued datagram into the first slot with `recvmsg`, so
+/// that the kernel's drop counter comes with it.
+pub(super) fn receive_one(
+    socket: &impl AsRawFd,
+    slots: &mut ReceiveSlots,
+    landed: &mut Vec<Received>,
+) -> io::Result<()> {
+    let mut control = [0u8; 64];
+    let (len, source, drops) = {
+        let Some(buffer) = slots.slots_mut(1).next() else {
+            return Ok(());
+        };
+        let mut iov = [IoSliceMut::new(buffer)];
+        let message = nix::sys::socket::recvmsg::<SockaddrStorage>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        (message.bytes, message.address, drop_counter(&message))
+    };
+    if let Some(drops) = drops {
+        slots.note_kernel_drops(drops);
+    }
+    let source = source
+        .as_ref()
+        .and_then(socket_addr)
+        .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
+    landed.push(Received {
+        slot: 0,
+        len,
+        source,
+    });
     Ok(())
+}
+
+/// The kernel's count of datagrams this socket dropped for a full receive
+/// queue, as of this datagram (`SO_RXQ_OVFL`; absent until the first drop).
+fn drop_counter<S>(message: &nix::sys::socket::RecvMsg<'_, '_, S>) -> Option<u32> {
+    message.cmsgs().ok()?.find_map(|cmsg| match cmsg {
+        nix::sys::socket::ControlMessageOwned::RxqOvfl(count) => Some(count),
+        _ => None,
+    })
 }
 
 fn socket_addr(storage: &SockaddrStorage) -> Option<SocketAddr> {

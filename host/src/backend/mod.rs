@@ -24,6 +24,15 @@ pub enum Family {
 }
 
 impl Family {
+    /// The IP and UDP headers of one packet, in bytes: what a datagram
+    /// costs on the wire beyond its payload.
+    pub(crate) fn packet_overhead(self) -> usize {
+        match self {
+            Family::Ipv4 => 20 + 8,
+            Family::Ipv6 => 40 + 8,
+        }
+    }
+
     /// Whether `addr` belongs to this family.
     pub fn matches(self, addr: &SocketAddr) -> bool {
         matches!(
@@ -74,6 +83,9 @@ pub(crate) struct Received {
 pub(crate) struct ReceiveSlots {
     storage: Vec<u8>,
     count: usize,
+    /// The kernel's drop counter of the socket last received from, if the
+    /// last batch carried one (see [`kernel_drops`](Self::kernel_drops)).
+    kernel_drops: Option<u32>,
 }
 
 impl ReceiveSlots {
@@ -87,7 +99,21 @@ impl ReceiveSlots {
         Self {
             storage: vec![0; count * Self::SLOT_SIZE],
             count,
+            kernel_drops: None,
         }
+    }
+
+    /// Records the kernel's count of datagrams the socket dropped for a
+    /// full receive queue, as a received datagram reported it.
+    pub(crate) fn note_kernel_drops(&mut self, count: u32) {
+        self.kernel_drops = Some(self.kernel_drops.map_or(count, |seen| seen.max(count)));
+    }
+
+    /// The highest drop count the last batch receive reported, and forgets
+    /// it: the count is cumulative per socket, so the caller keeps the last
+    /// one it saw.
+    pub(crate) fn take_kernel_drops(&mut self) -> Option<u32> {
+        self.kernel_drops.take()
     }
 
     /// How many datagrams one batch can take.

@@ -60,6 +60,13 @@ impl DatagramSocket {
             socket.set_only_v6(true)?;
         }
         socket.set_nonblocking(true)?;
+        #[cfg(target_os = "linux")]
+        {
+            // The kernel's count of datagrams dropped for a full receive
+            // queue comes with each received datagram; where the option is
+            // missing, drops just go uncounted.
+            let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
+        }
         Ok(Self {
             reactor: OnceLock::new(),
             socket,
@@ -277,7 +284,7 @@ impl DatagramSocket {
         let result = if max > 1 {
             mmsg::receive(&self.socket, slots, max, landed)
         } else {
-            self.receive_one(slots, landed)
+            mmsg::receive_one(&self.socket, slots, landed)
         };
         #[cfg(not(target_os = "linux"))]
         let result = self.receive_one(slots, landed);
@@ -290,6 +297,7 @@ impl DatagramSocket {
     }
 
     /// One non-blocking `recvfrom` into the first slot.
+    #[cfg(not(target_os = "linux"))]
     fn receive_one(&self, slots: &mut ReceiveSlots, landed: &mut Vec<Received>) -> io::Result<()> {
         let Some(buffer) = slots.slots_mut(1).next() else {
             return Ok(());
@@ -375,6 +383,45 @@ impl DatagramSocket {
     pub(crate) fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock_ref()
             .set_send_buffer_size(clamp_buffer_size(size))
+    }
+
+    /// What the kernel may hold for this socket's receive and send queues,
+    /// in bytes, as it accounts them (`SO_RCVBUF` and `SO_SNDBUF` as
+    /// reported, Linux's doubling included).
+    pub(crate) fn buffer_charges(&self) -> io::Result<(usize, usize)> {
+        let socket = self.sock_ref();
+        Ok((socket.recv_buffer_size()?, socket.send_buffer_size()?))
+    }
+
+    /// What setting a buffer to `size` (as the guest sets it) charges the
+    /// kernel's accounting.
+    pub(crate) fn charge_for_size(size: usize) -> usize {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            size.saturating_mul(2)
+        } else {
+            size
+        }
+    }
+
+    /// What the kernel charges a socket whose buffers are as small as it
+    /// allows (measured once, on a socket made for it).
+    pub(crate) fn minimum_charge() -> usize {
+        static MINIMUM: OnceLock<usize> = OnceLock::new();
+        *MINIMUM.get_or_init(|| {
+            let measured =
+                Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).and_then(|socket| {
+                    socket.set_recv_buffer_size(1)?;
+                    socket.set_send_buffer_size(1)?;
+                    Ok(socket.recv_buffer_size()? + socket.send_buffer_size()?)
+                });
+            // Linux's SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF, if it will not say.
+            measured.unwrap_or(2304 + 4608)
+        })
+    }
+
+    /// The largest buffer size whose charge is at most `charge`.
+    pub(crate) fn size_for_charge(charge: usize) -> usize {
+        undoubled(charge)
     }
 
     /// The send-buffer room the kernel promises when it reports the socket

@@ -151,7 +151,9 @@ async fn run_on(
         .arg(name)
         .args(args)
         .build();
+    let fuel = udp.limits().hostcall_fuel();
     let mut store = Store::new(engine, WasiUdpState::new(wasi, udp));
+    store.set_hostcall_fuel(fuel);
     if Engine::same(engine, &ENGINE) {
         store.epoch_deadline_async_yield_and_update(1);
     }

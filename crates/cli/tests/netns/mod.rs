@@ -25,7 +25,8 @@ pub fn skip(reason: &str) {
 }
 
 /// Runs `scenario` in a fresh network namespace whose `lo` is up and also
-/// holds `addresses` (e.g. `10.53.0.53/32`). `None` when namespaces are not
+/// holds `addresses` (e.g. `10.53.0.53/32`, or `10.99.0.1/24 brd
+/// 10.99.0.255` for a broadcast address). `None` when namespaces are not
 /// available (the test is skipped, see [`skip`]).
 pub fn in_netns<T: Send + 'static>(
     addresses: &[&str],
@@ -41,7 +42,10 @@ pub fn in_netns<T: Send + 'static>(
         }
         ip(&["link", "set", "lo", "up"])?;
         for address in &addresses {
-            ip(&["addr", "add", address, "dev", "lo"])?;
+            let mut args = vec!["addr", "add"];
+            args.extend(address.split_whitespace());
+            args.extend(["dev", "lo"]);
+            ip(&args)?;
         }
         Ok(scenario())
     });
