@@ -24,9 +24,10 @@ wasmtime::component::bindgen!({
         "wasi:sockets/udp.udp-socket": crate::socket::UdpSocket,
         "wasi:sockets/udp.incoming-datagram-stream": crate::streams::IncomingDatagramStream,
         "wasi:sockets/udp.outgoing-datagram-stream": crate::streams::OutgoingDatagramStream,
+        "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::lookup::ResolveAddressStream,
     },
 });
 
 pub use wasi::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };

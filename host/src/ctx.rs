@@ -9,7 +9,9 @@ use wasmtime::component::ResourceTable;
 
 use crate::backend::ReceiveSlots;
 use crate::descriptors::{DescriptorBudget, StoreDescriptors};
+use crate::error::Code;
 use crate::limits::{BufferBudget, Limits, MAX_DATAGRAM_SIZE, SendBucket, SendRate};
+use crate::lookup::{NameLookup, ResolveAddressStream};
 use crate::policy::{DenyAll, Rule, RuleSet, UdpPolicy};
 use crate::report::{Hints, Reporter};
 
@@ -30,6 +32,8 @@ pub struct UdpCtx {
     /// Scratch space every `receive` of this store reads into before copying
     /// each datagram out at its exact size. Allocated on first use.
     pub(crate) receive_slots: Option<ReceiveSlots>,
+    /// Which names `ip-name-lookup` resolves.
+    pub(crate) name_lookup: NameLookup,
 }
 
 /// What a store's sockets share with each other and with the store.
@@ -61,6 +65,35 @@ impl UdpCtx {
         &self.shared.limits
     }
 
+    /// Starts resolving `name` for `ip-name-lookup`, reporting a refusal.
+    pub(crate) fn resolve(&self, name: &str) -> Result<ResolveAddressStream, Code> {
+        let result = self.name_lookup.resolve(name);
+        if result.as_ref().err() == Some(&Code::AccessDenied) {
+            let shared = &self.shared;
+            UdpStats::add(&shared.stats.denied, 1);
+            let hints = shared.reporter.hints();
+            let hosts = match self.name_lookup.hosts_file_path() {
+                Some(path) => format!("localhost and the names in {}", path.display()),
+                None => "localhost".into(),
+            };
+            shared
+                .reporter
+                .report(crate::report::Topic::NameLookupRefused, None, 1, || {
+                    format!(
+                        "denied: name lookup of `{name}`: only IP addresses, {hosts} resolve \
+                         here; to use the system resolver: {}",
+                        hints.allow_name_lookup()
+                    )
+                });
+        }
+        result
+    }
+
+    /// Which names this store's guests may resolve.
+    pub fn name_lookup(&self) -> &NameLookup {
+        &self.name_lookup
+    }
+
     /// How many sockets the guest currently holds (including sockets dropped
     /// by the guest whose streams are still alive).
     pub fn live_sockets(&self) -> usize {
@@ -80,6 +113,7 @@ impl fmt::Debug for UdpCtx {
             .field("limits", self.limits())
             .field("live_sockets", &self.live_sockets())
             .field("stats", &self.stats())
+            .field("name_lookup", &self.name_lookup)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +126,7 @@ pub struct UdpCtxBuilder {
     limits: Limits,
     hints: Hints,
     descriptors: Option<DescriptorBudget>,
+    name_lookup: NameLookup,
 }
 
 impl fmt::Debug for UdpCtxBuilder {
@@ -102,6 +137,7 @@ impl fmt::Debug for UdpCtxBuilder {
             .field("limits", &self.limits)
             .field("hints", &self.hints)
             .field("descriptors", &self.descriptors)
+            .field("name_lookup", &self.name_lookup)
             .finish()
     }
 }
@@ -115,6 +151,7 @@ impl UdpCtxBuilder {
             limits: Limits::default(),
             hints: Hints::default(),
             descriptors: None,
+            name_lookup: NameLookup::default(),
         }
     }
 
@@ -162,6 +199,14 @@ impl UdpCtxBuilder {
     /// `wasi-udp` flags.
     pub fn hints(&mut self, hints: Hints) -> &mut Self {
         self.hints = hints;
+        self
+    }
+
+    /// Which names `wasi:sockets/ip-name-lookup` resolves; by default IP
+    /// address strings, `localhost` and the names in `/etc/hosts`
+    /// ([`NameLookup::local`]): nothing leaves the machine.
+    pub fn name_lookup(&mut self, lookup: NameLookup) -> &mut Self {
+        self.name_lookup = lookup;
         self
     }
 
@@ -278,6 +323,7 @@ impl UdpCtxBuilder {
             }),
             live_sockets: Arc::default(),
             receive_slots: None,
+            name_lookup: self.name_lookup.clone(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub(crate) enum Code {
     RemoteUnreachable,
     ConnectionRefused,
     DatagramTooLarge,
+    NameUnresolvable,
+    TemporaryResolverFailure,
+    PermanentResolverFailure,
 }
 
 impl From<Code> for ErrorCode {
@@ -54,6 +57,9 @@ impl From<Code> for ErrorCode {
             Code::RemoteUnreachable => Self::RemoteUnreachable,
             Code::ConnectionRefused => Self::ConnectionRefused,
             Code::DatagramTooLarge => Self::DatagramTooLarge,
+            Code::NameUnresolvable => Self::NameUnresolvable,
+            Code::TemporaryResolverFailure => Self::TemporaryResolverFailure,
+            Code::PermanentResolverFailure => Self::PermanentResolverFailure,
         }
     }
 }

@@ -133,6 +133,7 @@ mod descriptors;
 mod error;
 mod host;
 mod limits;
+mod lookup;
 mod peers;
 mod policy;
 mod report;
@@ -151,6 +152,7 @@ pub use crate::limits::{
     DEFAULT_MAX_SOCKET_BUFFER, DEFAULT_MAX_SOCKETS, DEFAULT_MAX_STORE_BUFFERS, Limits,
     MAX_DATAGRAM_SIZE, SendRate,
 };
+pub use crate::lookup::{DEFAULT_HOSTS_FILE, NameLookup, ResolveAddressStream};
 pub use crate::policy::{
     AllowAll, Decision, Denial, DenyAll, IpNet, ParseRuleError, Rule, RuleSet, SocketUse, UdpPolicy,
 };
@@ -166,6 +168,19 @@ struct UdpProvider;
 
 impl HasData for UdpProvider {
     type Data<'a> = UdpCtxView<'a>;
+}
+
+/// Adds `wasi:sockets/ip-name-lookup@0.2.1` to `linker`: the names a
+/// store's [`NameLookup`] allows, in place of wasmtime-wasi's lookup (whose
+/// `WasiCtxBuilder::allow_ip_name_lookup` then does not apply).
+///
+/// # Errors
+/// If the linker already defines the interface and does not allow
+/// shadowing.
+pub fn add_name_lookup_to_linker<T: UdpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    bindings::wasi::sockets::ip_name_lookup::add_to_linker::<T, UdpProvider>(linker, T::udp)
 }
 
 /// Adds `wasi:sockets/udp@0.2.1` and `wasi:sockets/udp-create-socket@0.2.1`
@@ -185,8 +200,8 @@ pub fn add_to_linker_async<T: UdpView + 'static>(linker: &mut Linker<T>) -> wasm
 }
 
 /// Adds every interface a `wasi:cli/command` component can import: all of
-/// wasmtime-wasi's WASI 0.2 interfaces except its `udp` and
-/// `udp-create-socket`, then this crate's.
+/// wasmtime-wasi's WASI 0.2 interfaces except its `udp`,
+/// `udp-create-socket` and `ip-name-lookup`, then this crate's.
 ///
 /// # Errors
 /// If the linker already defines any of these interfaces and does not allow
@@ -235,6 +250,6 @@ pub fn add_command_to_linker_async<T: WasiView + UdpView + 'static>(
     sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     sockets::network::add_to_linker::<T, WasiSockets>(l, &Default::default(), T::sockets)?;
-    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    add_name_lookup_to_linker(l)?;
     add_to_linker_async(l)
 }

@@ -42,6 +42,16 @@ impl Hints {
         }
     }
 
+    /// How to let names resolve through the system's resolver.
+    pub(crate) fn allow_name_lookup(self) -> &'static str {
+        match self {
+            Self::Builder => {
+                "UdpCtxBuilder::name_lookup(NameLookup::local().system_resolver(true))"
+            }
+            Self::CliFlags => "--allow-name-lookup",
+        }
+    }
+
     /// How to raise `limit`.
     pub(crate) fn raise(self, limit: Limit) -> String {
         match (self, limit) {
@@ -133,6 +143,7 @@ impl DropCause {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Topic {
     Denied(SocketUse),
+    NameLookupRefused,
     Dropped(DropCause),
     Limit(Limit),
 }
@@ -142,6 +153,7 @@ impl Topic {
         use tracing::Level;
         match self {
             Self::Denied(_)
+            | Self::NameLookupRefused
             | Self::Dropped(DropCause::NotAdmitted)
             | Self::Dropped(DropCause::Forbidden) => ("wasi_udp_host::policy", Level::WARN),
             // The WIT's own rule, not a refusal: nothing for the user to fix.
@@ -157,6 +169,7 @@ impl fmt::Display for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Denied(socket_use) => write!(f, "refused {socket_use} operations"),
+            Self::NameLookupRefused => f.write_str("refused name lookups"),
             Self::Dropped(cause) => write!(f, "received datagrams dropped {}", cause.describe()),
             Self::Limit(limit) => write!(f, "operations stopped by {}", limit.flag()),
         }

@@ -521,3 +521,26 @@ fn limit_kernel_drops() {
         "{outcome:?}"
     );
 }
+
+/// The CLI's probe; `crates/cli/tests` runs its other modes.
+#[test]
+fn cli_probe() {
+    let outcome = run_with_args(
+        "cli_probe",
+        test_udp_ctx().build(),
+        &["resolve", "localhost", "10.1.2.3", "example.invalid"],
+    );
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(
+        outcome.stdout.contains("localhost: 127.0.0.1 ::1"),
+        "{outcome:?}"
+    );
+    assert!(outcome.stdout.contains("10.1.2.3: 10.1.2.3"), "{outcome:?}");
+    assert!(
+        outcome.stdout.contains("example.invalid: error"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.stats.denied, 1, "{outcome:?}");
+    let outcome = run_with_args("cli_probe", test_udp_ctx().build(), &["localhost"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+}

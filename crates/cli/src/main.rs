@@ -3,187 +3,94 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+mod args;
 mod settings;
 
-use settings::{Base, LIMIT_NAMES, Layer, Settings, read_policy_file};
-use wasi_udp_host::Rule;
-use wasi_udp_host::WasiUdpState;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store};
+use args::Args;
+use clap::Parser;
+use settings::{Layer, Settings, read_policy_file};
+use wasi_udp_host::{UdpCtx, UdpCtxView, UdpView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 /// Exit code for bad command-line input or a guest that cannot run.
 const EXIT_USAGE: u8 = 2;
+/// Exit code when `--timeout` ends the guest (as `timeout(1)` has it).
+const EXIT_TIMEOUT: u8 = 124;
 /// Exit code for a guest that trapped (as `wasmtime run` does on Unix).
 const EXIT_TRAP: u8 = 134;
 
-const USAGE: &str = "\
-Usage: wasi-udp [OPTIONS] <COMPONENT.wasm> [ARGS...]
-       wasi-udp [POLICY OPTIONS] --explain-policy
-
-Runs a wasi:cli/command component with wasi:sockets/udp@0.2.1 from wasi-udp-host
-(every other WASI 0.2 interface from wasmtime-wasi). Stdio is inherited; ARGS are
-passed to the guest; the exit code is the guest's.
-
-UDP policy. The rules start from a base: loopback (the default: connect, send and
-receive on 127.0.0.0/8 and ::1; bind there on port 0 or 1024-65535, and on 0.0.0.0
-and :: on port 0 only), nothing (--deny-all) or everything (--inherit-network: all
-of that anywhere). No base grants binding a port below 1024. A matching --deny rule
-refuses whatever allows it; otherwise a matching --allow rule (or the base) grants;
-otherwise refused. Every datagram sent needs a send rule, connected or not (so
-connecting needs connect and send); replies from where a socket sent are admitted
-without a receive rule; receive rules admit unsolicited datagrams.
-  --allow RULE                grant what RULE covers (repeatable)
-  --deny RULE                 refuse what RULE covers (repeatable)
-                              RULE is [USES:]CIDR[:PORT[-PORT]], USES a comma list of
-                              bind, connect, send, receive (default: all), e.g.
-                              send,connect:10.0.0.0/8:53  bind:0.0.0.0:5353
-                              'receive:[fd00::/8]:5000-5100'
-  --deny-all                  base: nothing, not even loopback
-  --inherit-network           base: everything the operating system allows
-  --policy FILE               read base, rules and limits from a TOML file
-                              (base = \"none\", allow = [RULE...], deny = [RULE...],
-                              [limits] with the names below); flags add to it
-  --explain-policy            print the effective rules and limits, then exit
-
-Limits per run (defaults in --explain-policy):
-  --max-sockets N             live sockets; then create-udp-socket is new-socket-limit
-  --max-send-batch N          datagrams one check-send may permit
-  --max-receive-batch N       datagrams one receive may return
-  --max-datagram-size BYTES   larger sends are datagram-too-large; larger received
-                              datagrams are dropped (and counted)
-  --max-socket-buffer BYTES   cap on the buffer size a guest may set on a socket
-  --max-store-buffers BYTES   cap on the buffer sizes set across all sockets
-  --send-rate N               datagrams per second (check-send returns 0 meanwhile)
-  --send-bytes-rate BYTES     payload bytes per second
-  --max-reply-peers N         peers per socket whose replies are admitted (oldest forgotten)
-
-Other options:
-  --env K=V                   set an environment variable for the guest (repeatable)
-  -v, --verbose               log more (-vv: debug); refusals, dropped datagrams and
-                              limits are always logged; RUST_LOG overrides
-  -h, --help                  print this help
-  -V, --version               print the version
-
-Exit codes: the guest's own; 2 for bad input; 134 when the guest traps.";
-
-/// What the command line asked for.
-#[derive(Debug, Default)]
-struct Options {
-    component: PathBuf,
-    guest_args: Vec<String>,
-    env: Vec<(String, String)>,
-    policy_file: Option<PathBuf>,
-    flags: Layer,
-    explain_policy: bool,
-    verbosity: u8,
+/// What the CLI's store holds: WASI, UDP, the table they share, and the
+/// memory limit.
+struct Guest {
+    wasi: WasiCtx,
+    udp: UdpCtx,
+    table: ResourceTable,
+    memory: MemoryLimit,
 }
 
-enum Parsed {
-    Run(Box<Options>),
-    Help,
-    Version,
-}
-
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
-    let mut options = Options::default();
-    let mut args = args.into_iter();
-    let text = |arg: OsString| {
-        arg.into_string()
-            .map_err(|arg| format!("argument {arg:?} is not valid UTF-8"))
-    };
-    let set_base = |options: &mut Options, base: Base, flag: &str| match options.flags.base {
-        Some(other) if other != base => Err(format!(
-            "{flag} cannot be combined with --deny-all or --inherit-network"
-        )),
-        _ => {
-            options.flags.base = Some(base);
-            Ok(())
+impl WasiView for Guest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
         }
-    };
-    while let Some(arg) = args.next() {
-        let arg = text(arg)?;
-        let mut value = |name: &str| -> Result<String, String> {
-            args.next()
-                .map(text)
-                .transpose()?
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "-V" | "--version" => return Ok(Parsed::Version),
-            "-v" | "--verbose" => options.verbosity += 1,
-            "-vv" => options.verbosity += 2,
-            "--inherit-network" => set_base(&mut options, Base::Everything, &arg)?,
-            "--deny-all" => set_base(&mut options, Base::Nothing, &arg)?,
-            "--explain-policy" => options.explain_policy = true,
-            "--policy" => options.policy_file = Some(PathBuf::from(value("--policy")?)),
-            "--allow" | "--deny" => {
-                let rule = value(&arg)?;
-                let parsed: Rule = rule.parse().map_err(|e| format!("{arg} {rule}: {e}"))?;
-                if arg == "--allow" {
-                    options.flags.rules.allow(parsed);
-                } else {
-                    options.flags.rules.deny(parsed);
+    }
+}
+
+impl UdpView for Guest {
+    fn udp(&mut self) -> UdpCtxView<'_> {
+        UdpCtxView {
+            ctx: &mut self.udp,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// `--max-memory`: refuses growth past the limit and says so, once.
+struct MemoryLimit {
+    max: Option<usize>,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        match self.max {
+            Some(max) if desired > max => {
+                if !self.refused {
+                    self.refused = true;
+                    tracing::warn!(
+                        "the guest asked to grow its memory to {desired} bytes, past \
+                         --max-memory {max}: refused"
+                    );
                 }
+                Ok(false)
             }
-            "--env" => {
-                let pair = value("--env")?;
-                let (key, val) = pair
-                    .split_once('=')
-                    .ok_or_else(|| format!("--env {pair}: expected K=V"))?;
-                options.env.push((key.to_owned(), val.to_owned()));
-            }
-            flag if flag
-                .strip_prefix("--")
-                .is_some_and(|name| LIMIT_NAMES.contains(&name)) =>
-            {
-                let raw = value(flag)?;
-                let number: u64 = raw
-                    .parse()
-                    .map_err(|_| format!("{flag} {raw}: expected a whole number"))?;
-                options
-                    .flags
-                    .limits
-                    .set(&flag[2..], number)
-                    .map_err(|e| format!("{flag}: {e}"))?;
-            }
-            "--" => {
-                let component = args.next().ok_or("missing the component to run")?;
-                options.component = PathBuf::from(component);
-                break;
-            }
-            option if option.starts_with('-') && option.len() > 1 => {
-                return Err(format!("unknown option {option} (see --help)"));
-            }
-            _ => {
-                options.component = PathBuf::from(arg);
-                break;
-            }
+            _ => Ok(true),
         }
     }
-    if options.component.as_os_str().is_empty() && !options.explain_policy {
-        return Err("missing the component to run (see --help)".into());
-    }
-    for arg in args {
-        options.guest_args.push(text(arg)?);
-    }
-    Ok(Parsed::Run(Box::new(options)))
-}
 
-/// The settings `options` asks for, reading the policy file if there is one.
-fn settings(options: &Options) -> Result<Settings, String> {
-    let file = options
-        .policy_file
-        .as_deref()
-        .map(read_policy_file)
-        .transpose()?;
-    Ok(Settings::merge(file, options.flags.clone()))
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// Why a run ended other than by the guest's own exit.
@@ -192,6 +99,10 @@ enum Failure {
     Input(String),
     /// The guest trapped.
     Trap(wasmtime::Error),
+    /// `--timeout` passed.
+    Timeout(Duration),
+    /// A signal asked the CLI to stop: the conventional 128 + signal.
+    Signal(&'static str, u8),
 }
 
 /// Loads `path` as a component, or says in one line why it is not one.
@@ -208,8 +119,10 @@ fn load_component(engine: &Engine, path: &Path) -> Result<Component, Failure> {
              (or wrap the module with `wasm-tools component new`)"
         )));
     }
+    let started = Instant::now();
     let component = Component::new(engine, &bytes)
         .map_err(|e| Failure::Input(format!("{shown} is not a valid component: {e:#}")))?;
+    tracing::info!("{shown} ready in {:?}", started.elapsed());
     let exports_run = component
         .component_type()
         .exports(engine)
@@ -222,37 +135,181 @@ fn load_component(engine: &Engine, path: &Path) -> Result<Component, Failure> {
     Ok(component)
 }
 
-async fn run(options: Options, settings: Settings) -> Result<i32, Failure> {
-    let engine = Engine::new(&Config::new()).map_err(Failure::Trap)?;
-    let component = load_component(&engine, &options.component)?;
+/// The compiled-component cache's folder: `--cache-dir`, else
+/// `$XDG_CACHE_HOME/wasi-udp`, else `~/.cache/wasi-udp`.
+fn cache_dir(args: &Args) -> Option<PathBuf> {
+    if let Some(dir) = &args.cache_dir {
+        return Some(dir.clone());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("wasi-udp"))
+}
 
-    let mut linker = Linker::<WasiUdpState>::new(&engine);
+fn engine(args: &Args) -> Result<Engine, Failure> {
+    let mut config = Config::new();
+    if args.timeout.is_some() {
+        // Epoch ticks make a guest that never calls the host yield, so the
+        // timeout can end it.
+        config.epoch_interruption(true);
+    }
+    if !args.no_cache
+        && let Some(dir) = cache_dir(args)
+    {
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(dir);
+        match wasmtime::Cache::new(cache_config) {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            // Without a cache the component is compiled every run, which is
+            // slower but correct.
+            Err(error) => tracing::info!("no compiled-component cache: {error:#}"),
+        }
+    }
+    Engine::new(&config).map_err(|e| Failure::Input(format!("cannot set up wasmtime: {e:#}")))
+}
+
+fn wasi_ctx(args: &Args, program: &str) -> Result<WasiCtx, Failure> {
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stdio().arg(program);
+    for arg in args.guest_args() {
+        let arg = arg.to_str().ok_or_else(|| {
+            Failure::Input(format!("the guest argument {arg:?} is not valid UTF-8"))
+        })?;
+        wasi.arg(arg);
+    }
+    if args.inherit_env {
+        wasi.inherit_env();
+    }
+    for (name, value) in &args.env {
+        match value {
+            Some(value) => {
+                wasi.env(name, value);
+            }
+            None => {
+                if let Ok(value) = std::env::var(name) {
+                    wasi.env(name, value);
+                }
+            }
+        }
+    }
+    for (host, guest) in &args.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(|e| Failure::Input(format!("--dir {}: {e:#}", host.display())))?;
+    }
+    Ok(wasi.build())
+}
+
+async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<i32, Failure> {
+    let engine = engine(args)?;
+    let component = load_component(&engine, component_path)?;
+
+    let mut linker = Linker::<Guest>::new(&engine);
     wasi_udp_host::add_command_to_linker_async(&mut linker).map_err(Failure::Trap)?;
 
-    let program = options
-        .component
+    let program = component_path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut wasi = WasiCtx::builder();
-    wasi.inherit_stdio().arg(&program).args(&options.guest_args);
-    for (key, value) in &options.env {
-        wasi.env(key, value);
-    }
-    let mut store = Store::new(&engine, WasiUdpState::new(wasi.build(), settings.udp_ctx()));
+    let guest = Guest {
+        wasi: wasi_ctx(args, &program)?,
+        udp: settings.udp_ctx(),
+        table: ResourceTable::new(),
+        memory: MemoryLimit {
+            max: args
+                .max_memory
+                .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
+            refused: false,
+        },
+    };
+    let mut store = Store::new(&engine, guest);
+    store.limiter(|guest| &mut guest.memory);
     // wasmtime copies a call's arguments before the provider can refuse
     // them: no call needs more than the largest legal send.
     store.set_hostcall_fuel(settings.limits.hostcall_fuel());
+
+    let stop_ticking = Arc::new(AtomicBool::new(false));
+    if args.timeout.is_some() {
+        store.epoch_deadline_async_yield_and_update(1);
+        let ticker = engine.weak();
+        let stop = stop_ticking.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(engine) = ticker.upgrade() else {
+                    break;
+                };
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    }
+
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
         .map_err(|e| Failure::Input(format!("cannot instantiate {program}: {e:#}")))?;
-    match command.wasi_cli_run().call_run(&mut store).await {
-        Ok(Ok(())) => Ok(0),
-        Ok(Err(())) => Ok(1),
-        Err(error) => match error.downcast_ref::<I32Exit>() {
-            Some(I32Exit(code)) => Ok(*code),
-            None => Err(Failure::Trap(error)),
-        },
+    let guest_run = async {
+        match command.wasi_cli_run().call_run(&mut store).await {
+            Ok(Ok(())) => Ok(0),
+            Ok(Err(())) => Ok(1),
+            Err(error) => match error.downcast_ref::<I32Exit>() {
+                Some(I32Exit(code)) => Ok(*code),
+                None => Err(Failure::Trap(error)),
+            },
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = guest_run => outcome,
+        () = deadline(args.timeout) => Err(Failure::Timeout(args.timeout.unwrap_or_default())),
+        signal = stop_signal() => Err(signal),
+    };
+    stop_ticking.store(true, Ordering::Relaxed);
+    outcome
+}
+
+async fn deadline(timeout: Option<Duration>) {
+    match timeout {
+        Some(timeout) => tokio::time::sleep(timeout).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn stop_signal() -> Failure {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => Failure::Signal("SIGINT", 130),
+        _ = terminate.recv() => Failure::Signal("SIGTERM", 143),
+    }
+}
+
+fn init_logging(verbosity: u8) {
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::EnvFilter;
+    let default = match verbosity {
+        0 => "warn",
+        1 => "warn,wasi_udp=info,wasi_udp_host=info",
+        _ => "info,wasi_udp_host=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    // Timestamps only help when following a run in detail.
+    if verbosity >= 2 {
+        subscriber.init();
+    } else {
+        subscriber.without_time().init();
     }
 }
 
@@ -269,58 +326,32 @@ fn raise_descriptor_limit() {
     }
 }
 
-fn init_logging(verbosity: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbosity {
-        0 => "warn",
-        1 => "warn,wasi_udp_host=info",
-        _ => "info,wasi_udp_host=debug",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal as _;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    // Timestamps only help when following a run in detail.
-    if verbosity >= 2 {
-        subscriber.init();
-    } else {
-        subscriber.without_time().init();
-    }
+/// The settings the command line asks for, reading the policy file if
+/// there is one.
+fn settings(args: &Args) -> Result<Settings, String> {
+    let file = args.policy.as_deref().map(read_policy_file).transpose()?;
+    Ok(Settings::merge(file, Layer::from_args(args)?))
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Parsed::Run(options)) => *options,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Parsed::Version) => {
-            println!("wasi-udp {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("wasi-udp: {message}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let args = Args::parse();
     raise_descriptor_limit();
-    let settings = match settings(&options) {
+    let settings = match settings(&args) {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("wasi-udp: {message}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if options.explain_policy {
+    if args.explain_policy {
         println!("{}", settings.explain());
         return ExitCode::SUCCESS;
     }
-    let verbosity = options.verbosity;
-    init_logging(verbosity);
+    let Some(component) = args.component() else {
+        eprintln!("wasi-udp: missing the component to run (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    init_logging(args.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -331,84 +362,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(options, settings)) {
+    let outcome = runtime.block_on(run(&args, &settings, &component));
+    // The guest's last words (its store's throttled counts) come out as the
+    // run ends; the blocking pool may hold a name lookup, which is not
+    // waited for.
+    runtime.shutdown_background();
+    match outcome {
         // Exit codes outside 0..=255 are truncated the way POSIX does.
         Ok(code) => ExitCode::from(code as u8),
         Err(Failure::Input(message)) => {
             eprintln!("wasi-udp: {message}");
             ExitCode::from(EXIT_USAGE)
         }
+        Err(Failure::Timeout(timeout)) => {
+            eprintln!("wasi-udp: the guest ran longer than --timeout {timeout:?}; ended it");
+            ExitCode::from(EXIT_TIMEOUT)
+        }
+        Err(Failure::Signal(name, code)) => {
+            eprintln!("wasi-udp: {name}: ended the guest");
+            ExitCode::from(code)
+        }
         Err(Failure::Trap(error)) => {
             eprintln!("wasi-udp: the guest trapped: {}", error.root_cause());
-            if verbosity > 0 {
+            if args.verbose > 0 {
                 eprintln!("{error:?}");
             } else {
                 eprintln!("wasi-udp: run with -v for the wasm backtrace");
             }
             ExitCode::from(EXIT_TRAP)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Parsed, String> {
-        parse_args(args.iter().map(OsString::from))
-    }
-
-    #[test]
-    fn guest_arguments_follow_the_component() {
-        let Ok(Parsed::Run(options)) = parse(&["-v", "--env", "A=1", "g.wasm", "-v", "x"]) else {
-            panic!("should parse");
-        };
-        assert_eq!(options.component, PathBuf::from("g.wasm"));
-        assert_eq!(options.guest_args, ["-v", "x"]);
-        assert_eq!(options.env, [("A".to_owned(), "1".to_owned())]);
-        assert_eq!(options.verbosity, 1);
-    }
-
-    #[test]
-    fn bad_input_is_an_error_not_a_panic() {
-        assert!(parse(&[]).is_err());
-        assert!(parse(&["--allow"]).is_err());
-        assert!(parse(&["--allow", "10.0.0.0/8:x", "g.wasm"]).is_err());
-        assert!(parse(&["--env", "novalue", "g.wasm"]).is_err());
-        assert!(parse(&["--bogus", "g.wasm"]).is_err());
-        assert!(parse(&["--deny-all", "--inherit-network", "g.wasm"]).is_err());
-    }
-
-    #[test]
-    fn rules_bases_and_limits_come_from_flags() {
-        let Ok(Parsed::Run(options)) = parse(&[
-            "--deny-all",
-            "--allow",
-            "send:10.0.0.0/8:53",
-            "--deny",
-            "10.0.0.5",
-            "--max-sockets",
-            "8",
-            "--send-rate",
-            "100",
-            "--explain-policy",
-        ]) else {
-            panic!("should parse");
-        };
-        assert!(options.explain_policy);
-        let settings = settings(&options).expect("settings");
-        assert_eq!(settings.base, Base::Nothing);
-        assert_eq!(settings.limits.max_sockets, 8);
-        assert_eq!(settings.limits.send_rate.datagrams_per_second, Some(100));
-        let explained = settings.explain();
-        assert!(explained.contains("deny  all 10.0.0.5/32"), "{explained}");
-        assert!(
-            explained.contains("allow send 10.0.0.0/8 port 53"),
-            "{explained}"
-        );
-        assert!(explained.contains("max-sockets        8"), "{explained}");
-        assert!(parse(&["--max-sockets", "0", "g.wasm"]).is_err());
-        assert!(parse(&["--max-sockets", "many", "g.wasm"]).is_err());
-        assert!(parse(&["--deny", "bogus", "g.wasm"]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use wasi_udp_host::{Hints, Limits, Rule, RuleSet, UdpCtx};
+use wasi_udp_host::{Hints, Limits, NameLookup, Rule, RuleSet, UdpCtx};
 
 /// What the rules start from, before allow and deny rules are added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,19 +50,6 @@ pub struct LimitOverrides {
     pub send_bytes_rate: Option<u64>,
     pub max_reply_peers: Option<usize>,
 }
-
-/// The names limits go by, as flags (`--NAME`) and policy-file keys.
-pub const LIMIT_NAMES: [&str; 9] = [
-    "max-sockets",
-    "max-send-batch",
-    "max-receive-batch",
-    "max-datagram-size",
-    "max-socket-buffer",
-    "max-store-buffers",
-    "send-rate",
-    "send-bytes-rate",
-    "max-reply-peers",
-];
 
 impl LimitOverrides {
     /// Sets the limit called `name` to `value`.
@@ -131,14 +118,59 @@ pub struct Layer {
     pub base: Option<Base>,
     pub rules: RuleSet,
     pub limits: LimitOverrides,
+    /// Whether the system resolver is granted (`None`: not said).
+    pub allow_name_lookup: Option<bool>,
+    pub hosts_file: Option<std::path::PathBuf>,
+}
+
+impl Layer {
+    /// The layer the command line's flags make.
+    pub fn from_args(args: &crate::args::Args) -> Result<Self, String> {
+        let mut layer = Layer {
+            base: if args.deny_all {
+                Some(Base::Nothing)
+            } else if args.inherit_network {
+                Some(Base::Everything)
+            } else {
+                None
+            },
+            allow_name_lookup: args.allow_name_lookup.then_some(true),
+            hosts_file: args.hosts_file.clone(),
+            ..Layer::default()
+        };
+        for rule in &args.allow {
+            layer.rules.allow(rule.clone());
+        }
+        for rule in &args.deny {
+            layer.rules.deny(rule.clone());
+        }
+        for (name, value) in [
+            ("max-sockets", args.max_sockets),
+            ("max-send-batch", args.max_send_batch),
+            ("max-receive-batch", args.max_receive_batch),
+            ("max-datagram-size", args.max_datagram_size),
+            ("max-socket-buffer", args.max_socket_buffer),
+            ("max-store-buffers", args.max_store_buffers),
+            ("send-rate", args.send_rate),
+            ("send-bytes-rate", args.send_bytes_rate),
+            ("max-reply-peers", args.max_reply_peers),
+        ] {
+            if let Some(value) = value {
+                layer.limits.set(name, value)?;
+            }
+        }
+        Ok(layer)
+    }
 }
 
 /// Reads a policy file:
 ///
 /// ```toml
 /// base = "none"            # "loopback" (default), "none" or "all"
-/// allow = ["send,connect:10.0.0.0/8:53", "bind:0.0.0.0"]
+/// allow = ["send,connect:10.0.0.0/8:53", "bind:0.0.0.0:0"]
 /// deny = ["10.0.0.5"]
+/// allow-name-lookup = true # the system resolver, as --allow-name-lookup
+/// hosts-file = "hosts"     # instead of /etc/hosts
 ///
 /// [limits]
 /// max-sockets = 16
@@ -194,9 +226,21 @@ fn parse_policy(text: &str) -> Result<Layer, String> {
                     layer.limits.set(name, value)?;
                 }
             }
+            "allow-name-lookup" => {
+                layer.allow_name_lookup = Some(
+                    value
+                        .as_bool()
+                        .ok_or("`allow-name-lookup` must be true or false")?,
+                );
+            }
+            "hosts-file" => {
+                let path = value.as_str().ok_or("`hosts-file` must be a path")?;
+                layer.hosts_file = Some(path.into());
+            }
             other => {
                 return Err(format!(
-                    "unknown key `{other}` (expected base, allow, deny, limits)"
+                    "unknown key `{other}` (expected base, allow, deny, allow-name-lookup, \
+                     hosts-file, limits)"
                 ));
             }
         }
@@ -211,6 +255,7 @@ pub struct Settings {
     /// Every rule: the base's, the file's, the command line's.
     pub rules: RuleSet,
     pub limits: Limits,
+    pub name_lookup: NameLookup,
 }
 
 impl Settings {
@@ -222,20 +267,38 @@ impl Settings {
         rules.extend(&file.rules).extend(&flags.rules);
         let mut limits = Limits::default();
         file.limits.then(flags.limits).apply(&mut limits);
+        let mut name_lookup = NameLookup::local();
+        if let Some(path) = flags.hosts_file.or(file.hosts_file) {
+            name_lookup = name_lookup.hosts_file(path);
+        }
+        let system = flags
+            .allow_name_lookup
+            .or(file.allow_name_lookup)
+            .unwrap_or(false);
         Self {
             base,
             rules,
             limits,
+            name_lookup: name_lookup.system_resolver(system),
         }
     }
 
     /// The effective rules and limits, for `--explain-policy`.
     pub fn explain(&self) -> String {
         let budget = wasi_udp_host::DescriptorBudget::process();
+        let hosts = match self.name_lookup.hosts_file_path() {
+            Some(path) => format!(", the names in {}", path.display()),
+            None => String::new(),
+        };
+        let system = if self.name_lookup.uses_system_resolver() {
+            ", then the system resolver"
+        } else {
+            " (--allow-name-lookup adds the system resolver)"
+        };
         format!(
             "UDP policy (base: {}). A matching deny rule refuses; otherwise a matching allow \
              rule grants; otherwise refused.\n{}\n\nLimits per run:\n{}\n\nDescriptors: at most \
-             {} sockets ({})",
+             {} sockets ({})\nNames: IP addresses, localhost{hosts}{system}",
             self.base.name(),
             indent(&self.rules.explain()),
             indent(&self.limits.explain()),
@@ -251,6 +314,7 @@ impl Settings {
             .limits(self.limits)
             .rules(&self.rules)
             .hints(Hints::CliFlags)
+            .name_lookup(self.name_lookup.clone())
             .build()
     }
 }

@@ -337,3 +337,49 @@ fn ipv4_deny_rules_refuse_ipv4_inside_ipv6() {
         );
     });
 }
+
+#[test]
+fn allow_name_lookup_asks_the_systems_resolver() {
+    in_netns(&["10.53.0.53/32"], || {
+        let Some(_dnsmasq) = start_dnsmasq() else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("wasi-udp-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            format!("nameserver {DNS_SERVER}\noptions timeout:1 attempts:1\n"),
+        )
+        .expect("resolv.conf");
+        if let Err(reason) = netns::use_resolver(&resolv) {
+            skip(&reason);
+            return;
+        }
+        let probe = |extra: &[&str]| {
+            let mut args = extra.to_vec();
+            args.extend([guest_artifacts::CLI_PROBE, "resolve", "printer.lan"]);
+            wasi_udp(&args, Duration::from_secs(30))
+        };
+        // Without the flag the name is refused, and the warning says so.
+        let output = probe(&[]);
+        assert!(
+            text(&output.stdout).contains("printer.lan: error"),
+            "{}",
+            describe(&output)
+        );
+        assert!(
+            text(&output.stderr).contains("--allow-name-lookup"),
+            "{}",
+            describe(&output)
+        );
+        // With it, the system resolver asks dnsmasq.
+        let output = probe(&["--allow-name-lookup", "--hosts-file", "/dev/null"]);
+        assert!(
+            text(&output.stdout).contains("printer.lan: ")
+                && text(&output.stdout).contains("10.53.0.20"),
+            "{}",
+            describe(&output)
+        );
+    });
+}

@@ -2,6 +2,7 @@
 //! look resources up in the table and hand plain Rust calls to
 //! [`crate::socket`] and [`crate::streams`].
 
+mod ip_name_lookup;
 mod udp;
 mod udp_create_socket;
 
@@ -10,7 +11,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use crate::backend::Family;
 use crate::bindings::ErrorCode;
 use crate::bindings::{
-    IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, wasi::sockets::network,
+    IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+    wasi::sockets::network,
 };
 use crate::ctx::UdpCtxView;
 use crate::error::SocketError;
@@ -73,6 +75,19 @@ pub(crate) fn to_wit(addr: SocketAddr) -> IpSocketAddress {
                 address: (a, b, c, d, e, f, g, h),
                 scope_id: v6.scope_id(),
             })
+        }
+    }
+}
+
+pub(crate) fn ip_to_wit(ip: std::net::IpAddr) -> IpAddress {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            IpAddress::Ipv4((a, b, c, d))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            IpAddress::Ipv6((a, b, c, d, e, f, g, h))
         }
     }
 }

@@ -195,3 +195,28 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Makes the calling thread (in its own network namespace) see
+/// `resolv_conf` as `/etc/resolv.conf`, in a mount namespace of its own,
+/// so that the system resolver asks the namespace's DNS server.
+pub fn use_resolver(resolv_conf: &std::path::Path) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("a private mount namespace is unavailable ({e})"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot make mounts private ({e})"))?;
+    mount(
+        Some(resolv_conf),
+        "/etc/resolv.conf",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot bind-mount a resolv.conf ({e})"))
+}
