@@ -146,6 +146,8 @@ pub(crate) enum Topic {
     NameLookupRefused,
     Dropped(DropCause),
     Limit(Limit),
+    /// New sockets got smaller buffers than the system's.
+    SmallerBuffers,
 }
 
 impl Topic {
@@ -158,9 +160,9 @@ impl Topic {
             | Self::Dropped(DropCause::Forbidden) => ("wasi_udp_host::policy", Level::WARN),
             // The WIT's own rule, not a refusal: nothing for the user to fix.
             Self::Dropped(DropCause::NotPeer) => ("wasi_udp_host::policy", Level::DEBUG),
-            Self::Dropped(DropCause::Oversized | DropCause::KernelQueue) | Self::Limit(_) => {
-                ("wasi_udp_host::limits", Level::WARN)
-            }
+            Self::Dropped(DropCause::Oversized | DropCause::KernelQueue)
+            | Self::Limit(_)
+            | Self::SmallerBuffers => ("wasi_udp_host::limits", Level::WARN),
         }
     }
 }
@@ -172,6 +174,7 @@ impl fmt::Display for Topic {
             Self::NameLookupRefused => f.write_str("refused name lookups"),
             Self::Dropped(cause) => write!(f, "received datagrams dropped {}", cause.describe()),
             Self::Limit(limit) => write!(f, "operations stopped by {}", limit.flag()),
+            Self::SmallerBuffers => f.write_str("sockets given smaller buffers"),
         }
     }
 }

@@ -527,26 +527,24 @@ fn charge_new_socket(io: &DatagramSocket, shared: &StoreShared, live: usize) -> 
         return Err(socket_limit(shared, Limit::MaxStoreBuffers, || {
             format!(
                 "max-store-buffers ({} bytes) has no room for another socket's buffers, even \
-                 the kernel's smallest ({minimum} bytes)",
+                 the kernel's smallest ({minimum} bytes each)",
                 shared.limits.max_store_buffers
             )
         }));
     }
     let hints = shared.reporter.hints();
     UdpStats::add(&shared.stats.buffer_requests_capped, 1);
-    shared
-        .reporter
-        .report(Topic::Limit(Limit::MaxStoreBuffers), None, 1, || {
-            format!(
-                "new sockets get smaller buffers than the system's ({} and {} bytes) so that \
+    shared.reporter.report(Topic::SmallerBuffers, None, 1, || {
+        format!(
+            "new sockets get smaller buffers than the system's ({} and {} bytes) so that \
                  max-sockets ({}) of them fit max-store-buffers ({} bytes); {}",
-                DatagramSocket::size_for_charge(receive),
-                DatagramSocket::size_for_charge(send),
-                shared.limits.max_sockets,
-                shared.limits.max_store_buffers,
-                hints.raise(Limit::MaxStoreBuffers)
-            )
-        });
+            DatagramSocket::size_for_charge(receive),
+            DatagramSocket::size_for_charge(send),
+            shared.limits.max_sockets,
+            shared.limits.max_store_buffers,
+            hints.raise(Limit::MaxStoreBuffers)
+        )
+    });
     Ok(charged)
 }
 
