@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod native;
+mod stores;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -75,6 +76,10 @@ enum Kind {
     Idle {
         count: usize,
     },
+    ManyStores {
+        stores: usize,
+        rounds: usize,
+    },
 }
 
 /// One row of the table: what a metric is called and which way is better.
@@ -93,6 +98,7 @@ impl Kind {
             Self::PingPong { .. } => "pingpong 64 B".into(),
             Self::ManySockets { count } => format!("many-sockets {count}"),
             Self::Idle { count } => format!("idle {count}"),
+            Self::ManyStores { stores, .. } => format!("stores {stores}"),
         }
     }
 
@@ -112,16 +118,30 @@ impl Kind {
         const PINGPONG: &[Metric] = &[m("median µs", false), m("p99 µs", false)];
         const MANY_SOCKETS: &[Metric] = &[m("wall ms", false), m("peak RSS MiB", false)];
         const IDLE: &[Metric] = &[m("KiB/socket", false)];
+        const STORES: &[Metric] = &[
+            m("round trips/s", true),
+            m("per-store min rt/s", true),
+            m("per-store median rt/s", true),
+            m("per-store max rt/s", true),
+            m("p99 µs", false),
+            m("peak RSS MiB", false),
+        ];
         match self {
             Self::Blast { .. } => BLAST,
             Self::PingPong { .. } => PINGPONG,
             Self::ManySockets { .. } => MANY_SOCKETS,
             Self::Idle { .. } => IDLE,
+            Self::ManyStores { .. } => STORES,
         }
     }
 
     fn runs_on(self, variant: Variant) -> bool {
-        variant != Variant::NativeMmsg || matches!(self, Self::Blast { .. })
+        match self {
+            Self::Blast { .. } => true,
+            // Stores are guests' business.
+            Self::ManyStores { .. } => matches!(variant, Variant::Ours | Variant::WasmtimeWasi),
+            _ => variant != Variant::NativeMmsg,
+        }
     }
 }
 
@@ -200,7 +220,9 @@ fn run_in_process(kind: Kind, host: &Against) -> Result<Vec<f64>, String> {
             vec![count.to_string(), size.to_string(), window.to_string()],
         ),
         Kind::PingPong { rounds } => ("bench_pingpong", vec![rounds.to_string()]),
-        Kind::ManySockets { .. } | Kind::Idle { .. } => unreachable!("child workloads"),
+        Kind::ManySockets { .. } | Kind::Idle { .. } | Kind::ManyStores { .. } => {
+            unreachable!("child workloads")
+        }
     };
     let path = guest_path(guest);
     host.prepare(path)?;
@@ -257,7 +279,9 @@ fn run_native(kind: Kind, variant: Variant) -> Vec<f64> {
             let (median, p99) = native::pingpong(rounds);
             vec![median, p99]
         }
-        Kind::ManySockets { .. } | Kind::Idle { .. } => unreachable!("child workloads"),
+        Kind::ManySockets { .. } | Kind::Idle { .. } | Kind::ManyStores { .. } => {
+            unreachable!("child workloads")
+        }
     }
 }
 
@@ -301,12 +325,83 @@ fn run_memory_workload(kind: Kind, variant: Variant) -> Result<Vec<f64>, String>
             let (_, peak) = run_child(variant, count, false)?;
             Ok(vec![(peak - base).max(0.0) / count as f64])
         }
+        Kind::ManyStores { stores, rounds } => run_stores_child(variant, stores, rounds),
         _ => unreachable!("memory workloads only"),
     }
 }
 
+/// Runs the stores workload in a child process (`--stores VARIANT STORES
+/// ROUNDS`), so that its peak memory is its own.
+fn run_stores_child(variant: Variant, stores: usize, rounds: usize) -> Result<Vec<f64>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .args([
+            "--stores",
+            variant.name(),
+            &stores.to_string(),
+            &rounds.to_string(),
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "{}: {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let fields = guest_fields(&stdout);
+    ["total", "min", "median", "max", "p99_us", "peak_kib"]
+        .iter()
+        .map(|name| {
+            field(&fields, name)
+                .map(|value| {
+                    if *name == "peak_kib" {
+                        value / 1024.0
+                    } else {
+                        value
+                    }
+                })
+                .ok_or_else(|| format!("child printed {stdout}"))
+        })
+        .collect()
+}
+
+/// Child mode: `--stores VARIANT STORES ROUNDS`.
+fn stores_child(args: &[String]) -> Result<(), String> {
+    let [variant, stores, rounds] = args else {
+        return Err("usage: --stores VARIANT STORES ROUNDS".into());
+    };
+    let ours = match variant.as_str() {
+        "ours" => true,
+        "wasmtime-wasi" => false,
+        other => return Err(format!("unknown variant {other}")),
+    };
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let result = stores::run(
+        guest_path("bench_pingpong"),
+        ours,
+        stores.parse().map_err(|_| "STORES")?,
+        rounds.parse().map_err(|_| "ROUNDS")?,
+    )?;
+    println!(
+        "total {:.1} min {:.1} median {:.1} max {:.1} p99_us {:.1} peak_kib {}",
+        result.total_rate,
+        result.per_store.0,
+        result.per_store.1,
+        result.per_store.2,
+        result.p99_us,
+        result.peak_kib
+    );
+    Ok(())
+}
+
 /// `VmHWM`, the peak resident set, in KiB.
-fn peak_resident_kib() -> f64 {
+pub fn peak_resident_kib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -391,6 +486,13 @@ fn format_value(value: f64) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--stores") {
+        if let Err(error) = stores_child(&args[1..]) {
+            eprintln!("wasi-udp-bench stores: {error}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.first().map(String::as_str) == Some("--child") {
         if let Err(error) = child(&args[1..]) {
             eprintln!("wasi-udp-bench child: {error}");
@@ -408,6 +510,7 @@ fn main() {
     } else {
         (200_000, 5_000, 10_000, 5)
     };
+    let (stores, store_rounds) = if quick { (20, 20) } else { (1_000, 100) };
     let blast = |size, window| Kind::Blast {
         count,
         size,
@@ -420,6 +523,10 @@ fn main() {
         Kind::PingPong { rounds },
         Kind::ManySockets { count: sockets },
         Kind::Idle { count: sockets },
+        Kind::ManyStores {
+            stores,
+            rounds: store_rounds,
+        },
     ];
     let hosts = [
         Against::parse("ours").expect("our host"),
@@ -436,7 +543,10 @@ fn main() {
         if only.is_some_and(|only| !name.starts_with(only.as_str())) {
             continue;
         }
-        let memory = matches!(kind, Kind::ManySockets { .. } | Kind::Idle { .. });
+        let memory = matches!(
+            kind,
+            Kind::ManySockets { .. } | Kind::Idle { .. } | Kind::ManyStores { .. }
+        );
         let reps = if memory {
             repetitions.min(3)
         } else {
@@ -522,6 +632,9 @@ fn main() {
                 (Kind::PingPong { .. }, "p99 µs") => add("-p99", 2, "native"),
                 (Kind::ManySockets { .. }, "peak RSS MiB") => add("-rss", 1, "wasmtime-wasi"),
                 (Kind::Idle { .. }, _) => add("", 1, "wasmtime-wasi"),
+                (Kind::ManyStores { .. }, "round trips/s") => add("", 1, "wasmtime-wasi"),
+                (Kind::ManyStores { .. }, "p99 µs") => add("-p99", 1, "wasmtime-wasi"),
+                (Kind::ManyStores { .. }, "peak RSS MiB") => add("-rss", 1, "wasmtime-wasi"),
                 _ => {}
             }
         }

@@ -20,6 +20,7 @@ fn quick_run_prints_every_workload_and_the_headline() {
         "pingpong 64 B",
         "many-sockets 200",
         "idle 200",
+        "stores 20",
     ] {
         assert!(
             stdout.contains(&format!("| {workload} |")),
@@ -35,7 +36,8 @@ fn quick_run_prints_every_workload_and_the_headline() {
     assert!(
         stdout.contains("blast64Bwindow256 ours/wasmtime-wasi=")
             && stdout.contains("ours/native-mmsg=")
-            && stdout.contains("many-sockets200-rss ours/wasmtime-wasi="),
+            && stdout.contains("many-sockets200-rss ours/wasmtime-wasi=")
+            && stdout.contains("stores20 ours/wasmtime-wasi="),
         "{stdout}"
     );
 }

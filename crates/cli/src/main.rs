@@ -139,7 +139,8 @@ fn load_component(engine: &Engine, path: &Path) -> Result<Component, Failure> {
 /// `$XDG_CACHE_HOME/wasi-udp`, else `~/.cache/wasi-udp`.
 fn cache_dir(args: &Args) -> Option<PathBuf> {
     if let Some(dir) = &args.cache_dir {
-        return Some(dir.clone());
+        // wasmtime's cache wants an absolute folder.
+        return std::path::absolute(dir).ok();
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

@@ -244,7 +244,10 @@ impl InProcess {
         let mut udp = UdpCtx::builder();
         udp.policy(ConformancePolicy);
         if let Some(limit) = self.max_sockets {
-            udp.max_sockets(limit);
+            // Many sockets for measuring the host's own cost: the kernel
+            // buffer budget (which would shrink their buffers) is not what
+            // is measured.
+            udp.max_sockets(limit).max_store_buffers(usize::MAX);
         }
         if let Needs::SocketLimit(limit) = needs {
             udp.max_sockets(limit);

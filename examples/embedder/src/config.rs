@@ -114,13 +114,23 @@ fn guest_config(guest: &toml::Table, base_dir: &Path) -> Result<GuestConfig, Str
     let mut rules = match string("base").unwrap_or("loopback") {
         "loopback" => RuleSet::loopback(),
         "none" => RuleSet::new(),
-        other => return Err(format!("base = \"{other}\": expected \"loopback\" or \"none\"")),
+        other => {
+            return Err(format!(
+                "base = \"{other}\": expected \"loopback\" or \"none\""
+            ));
+        }
     };
     for text in strings("allow")? {
-        rules.allow(text.parse::<Rule>().map_err(|e| format!("allow `{text}`: {e}"))?);
+        rules.allow(
+            text.parse::<Rule>()
+                .map_err(|e| format!("allow `{text}`: {e}"))?,
+        );
     }
     for text in strings("deny")? {
-        rules.deny(text.parse::<Rule>().map_err(|e| format!("deny `{text}`: {e}"))?);
+        rules.deny(
+            text.parse::<Rule>()
+                .map_err(|e| format!("deny `{text}`: {e}"))?,
+        );
     }
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     Ok(GuestConfig {
@@ -159,7 +169,10 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(guests.len(), 2);
-        assert_eq!(guests[0].component, Path::new("/etc/tenants/dns_lookup.wasm"));
+        assert_eq!(
+            guests[0].component,
+            Path::new("/etc/tenants/dns_lookup.wasm")
+        );
         assert_eq!(guests[0].rules.allow_rules().len(), 2);
         assert_eq!(guests[0].max_sockets, Some(4));
         assert_eq!(guests[1].component, Path::new("/abs/echo.wasm"));
@@ -172,7 +185,10 @@ mod tests {
     fn mistakes_name_the_tenant_and_the_key() {
         for (text, expected) in [
             ("x = 1", "expected [[guest]]"),
-            ("[[guest]]\ncomponent = \"a.wasm\"", "guest 0: `name` is missing"),
+            (
+                "[[guest]]\ncomponent = \"a.wasm\"",
+                "guest 0: `name` is missing",
+            ),
             (
                 "[[guest]]\nname = \"a\"\ncomponent = \"a.wasm\"\nallow = [\"sned:1.2.3.4\"]",
                 "unknown use `sned`",

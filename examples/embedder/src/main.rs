@@ -183,7 +183,9 @@ async fn run(config_path: PathBuf) -> wasmtime::Result<()> {
         let stop = stop_ticking.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let Some(engine) = engine.upgrade() else { break };
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(Duration::from_millis(10));

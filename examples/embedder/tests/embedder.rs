@@ -64,12 +64,20 @@ fn tenants_run_under_their_own_policies_and_are_counted() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("[talker] received \"hello\""), "{stdout}");
     // exit, sockets, sent, received, denied, dropped
-    assert_eq!(row(&stdout, "talker"), ["0", "2", "1", "1", "0", "0"], "{stdout}");
+    assert_eq!(
+        row(&stdout, "talker"),
+        ["0", "2", "1", "1", "0", "0"],
+        "{stdout}"
+    );
     let walled = row(&stdout, "walled");
     assert_eq!(walled[0], "trap", "{stdout}");
     assert_eq!(walled[4], "1", "the send was denied: {stdout}");
     let crowd = row(&stdout, "crowd");
-    assert_eq!((crowd[0].as_str(), crowd[1].as_str()), ("trap", "20"), "{stdout}");
+    assert_eq!(
+        (crowd[0].as_str(), crowd[1].as_str()),
+        ("trap", "20"),
+        "{stdout}"
+    );
     assert!(stderr.contains("denied: send"), "{stderr}");
 }
 
@@ -117,7 +125,10 @@ fn sigterm_stops_every_tenant_and_keeps_their_counters() {
         if let Some(status) = embedder.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "SIGTERM did not stop the embedder");
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM did not stop the embedder"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let mut stdout = String::new();
