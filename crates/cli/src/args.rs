@@ -22,11 +22,16 @@ use wasi_udp_host::Rule;
     trailing_var_arg = true,
 )]
 pub struct Args {
-    /// Grant what RULE covers: [USES:]NET[:PORT[-PORT]], USES a comma list
-    /// of bind, connect, send, receive (default: all), e.g.
-    /// send,connect:10.0.0.0/8:53, bind:0.0.0.0:5353,
-    /// 'receive:[fd00::/8]:5000-5100' (repeatable)
-    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule, help_heading = "UDP policy")]
+    /// The allow rules.
+    #[arg(
+        long = "allow",
+        value_name = "RULE",
+        value_parser = parse_rule,
+        help_heading = "UDP policy",
+        help = "Grant what RULE covers: [USES:]NET[:PORT[-PORT]], USES a comma list of bind, \
+                connect, send, receive (default: all), e.g. send,connect:10.0.0.0/8:53, \
+                bind:0.0.0.0:5353, 'receive:[fd00::/8]:5000-5100' (repeatable)"
+    )]
     pub allow: Vec<Rule>,
 
     /// Refuse what RULE covers, whatever grants it (repeatable)
@@ -42,10 +47,14 @@ pub struct Args {
     #[arg(long, help_heading = "UDP policy")]
     pub inherit_network: bool,
 
-    /// Read base, rules and limits from a TOML file (base = "none", allow =
-    /// [RULE...], deny = [RULE...], [limits] with the limits' flag names);
-    /// flags add to it
-    #[arg(long, value_name = "FILE", help_heading = "UDP policy")]
+    /// The policy file.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "UDP policy",
+        help = "Read base, rules and limits from a TOML file (base = \"none\", allow = [RULE...], \
+                deny = [RULE...], [limits] with the limits' flag names); flags add to it"
+    )]
     pub policy: Option<PathBuf>,
 
     /// Print the effective rules, limits and budgets, then exit
