@@ -204,6 +204,9 @@ fn wasi_ctx(args: &Args, program: &str) -> Result<WasiCtx, Failure> {
 }
 
 async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<i32, Failure> {
+    // Handlers first: a signal that comes while the guest starts must
+    // still end it cleanly.
+    let signals = Signals::install();
     let engine = engine(args)?;
     let component = load_component(&engine, component_path)?;
 
@@ -264,7 +267,7 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
     let outcome = tokio::select! {
         outcome = guest_run => outcome,
         () = deadline(args.timeout) => Err(Failure::Timeout(args.timeout.unwrap_or_default())),
-        signal = stop_signal() => Err(signal),
+        signal = signals.next() => Err(signal),
     };
     stop_ticking.store(true, Ordering::Relaxed);
     outcome
@@ -277,18 +280,31 @@ async fn deadline(timeout: Option<Duration>) {
     }
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-async fn stop_signal() -> Failure {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => Failure::Signal("SIGINT", 130),
-        _ = terminate.recv() => Failure::Signal("SIGTERM", 143),
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(interrupt), Ok(terminate)) => Self(Some((interrupt, terminate))),
+            // Without handlers the signals keep their default action.
+            _ => Self(None),
+        }
+    }
+
+    /// Resolves when either arrives.
+    async fn next(self) -> Failure {
+        let Some((mut interrupt, mut terminate)) = self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => Failure::Signal("SIGINT", 130),
+            _ = terminate.recv() => Failure::Signal("SIGTERM", 143),
+        }
     }
 }
 

@@ -177,6 +177,9 @@ async fn run(config_path: PathBuf) -> wasmtime::Result<()> {
         }
     }
 
+    // Handlers first, so that a signal during start-up is caught too.
+    let signal = stop_signal()?;
+    tokio::pin!(signal);
     let stop_ticking = Arc::new(AtomicBool::new(false));
     let ticker = {
         let engine = engine.weak();
@@ -208,8 +211,6 @@ async fn run(config_path: PathBuf) -> wasmtime::Result<()> {
         tasks.spawn(async move { (index, task.await) });
     }
     let mut reports: Vec<Option<Report>> = names.iter().map(|_| None).collect();
-    let signal = stop_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
             next = tasks.join_next() => match next {
@@ -247,19 +248,18 @@ async fn run(config_path: PathBuf) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Resolves with the signal's name on SIGINT or SIGTERM.
-async fn stop_signal() -> &'static str {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves
+/// with the name of the first to arrive.
+fn stop_signal() -> wasmtime::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    })
 }
 
 fn main() -> std::process::ExitCode {
