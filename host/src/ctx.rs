@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use wasmtime::component::ResourceTable;
 
-use crate::backend::ReceiveSlots;
+use crate::backend::tokio::OsNetwork;
+use crate::backend::{Network, ReceiveSlots};
 use crate::descriptors::{DescriptorBudget, StoreDescriptors};
 use crate::error::Code;
 use crate::limits::{BufferBudget, Limits, MAX_DATAGRAM_SIZE, SendBucket, SendRate};
@@ -47,6 +48,8 @@ pub(crate) struct StoreShared {
     pub(crate) reporter: Reporter,
     /// The store's part of the descriptor budget it shares.
     pub(crate) descriptors: StoreDescriptors,
+    /// Where its sockets come from.
+    pub(crate) network: Arc<dyn Network>,
 }
 
 impl UdpCtx {
@@ -127,6 +130,7 @@ pub struct UdpCtxBuilder {
     hints: Hints,
     descriptors: Option<DescriptorBudget>,
     name_lookup: NameLookup,
+    network: Option<Arc<dyn Network>>,
 }
 
 impl fmt::Debug for UdpCtxBuilder {
@@ -138,6 +142,7 @@ impl fmt::Debug for UdpCtxBuilder {
             .field("hints", &self.hints)
             .field("descriptors", &self.descriptors)
             .field("name_lookup", &self.name_lookup)
+            .field("network", &self.network)
             .finish()
     }
 }
@@ -152,6 +157,7 @@ impl UdpCtxBuilder {
             hints: Hints::default(),
             descriptors: None,
             name_lookup: NameLookup::default(),
+            network: None,
         }
     }
 
@@ -207,6 +213,15 @@ impl UdpCtxBuilder {
     /// ([`NameLookup::local`]): nothing leaves the machine.
     pub fn name_lookup(&mut self, lookup: NameLookup) -> &mut Self {
         self.name_lookup = lookup;
+        self
+    }
+
+    /// Where the store's sockets come from: the operating system's network
+    /// ([`OsNetwork`], the default) or a simulated one
+    /// ([`SimNetwork::node`](crate::SimNetwork::node)), possibly captured
+    /// ([`Capture::wrap`](crate::Capture::wrap)).
+    pub fn network(&mut self, network: Arc<dyn Network>) -> &mut Self {
+        self.network = Some(network);
         self
     }
 
@@ -313,6 +328,7 @@ impl UdpCtxBuilder {
                     .clone()
                     .unwrap_or_else(DescriptorBudget::process)
                     .join(),
+                network: self.network.clone().unwrap_or_else(|| Arc::new(OsNetwork)),
                 stats: UdpStats::default(),
                 buffers: BufferBudget::new(limits.max_store_buffers),
                 send_bucket: limits

@@ -143,7 +143,12 @@ mod streams;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 
-pub use crate::backend::Family;
+pub use crate::backend::capture::Capture;
+pub use crate::backend::sim::{Faults, Partition, SimNetwork, SimNode, SimStats};
+pub use crate::backend::tokio::OsNetwork;
+pub use crate::backend::{
+    DatagramSocket, Family, Network, Ready, ReceiveSlots, Received, SendOutcome, Transmit,
+};
 pub use crate::ctx::{UdpCtx, UdpCtxBuilder, UdpCtxView, UdpStatsSnapshot, UdpView, WasiUdpState};
 pub use crate::descriptors::{DEFAULT_SOCKETS_PER_STORE, DescriptorBudget};
 pub use crate::error::{SocketError, SocketResult};

@@ -35,7 +35,7 @@ use crate::report::{Limit, Topic};
 /// What a socket and its streams share: the OS socket and an error the
 /// kernel reported that no guest call has returned yet.
 pub(crate) struct SocketCore {
-    pub(crate) io: DatagramSocket,
+    pub(crate) io: Box<dyn DatagramSocket>,
     pub(crate) family: Family,
     pub(crate) shared: Arc<StoreShared>,
     /// An asynchronous network error (an ICMP report) the kernel handed over
@@ -48,9 +48,6 @@ pub(crate) struct SocketCore {
     /// without asking the kernel: a send that then finds the buffer full
     /// just sends fewer, which the WIT allows.
     pub(crate) send_buffer_full: AtomicBool,
-    /// The room the kernel promises when it reports the socket writable, as
-    /// last read, or 0 when it must be read again.
-    send_room: AtomicUsize,
     /// The largest payload of the last `send`: what permits are sized for.
     pub(crate) last_payload_len: AtomicUsize,
     /// What this socket's receive and send buffers are charged against the
@@ -101,20 +98,6 @@ impl SocketCore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
-    }
-
-    /// The send-buffer room the kernel promises when it reports the socket
-    /// writable, read once and remembered until the guest changes the
-    /// buffer size.
-    pub(crate) fn send_room(&self) -> usize {
-        match self.send_room.load(Ordering::Relaxed) {
-            0 => {
-                let room = self.io.send_room();
-                self.send_room.store(room, Ordering::Relaxed);
-                room
-            }
-            room => room,
-        }
     }
 
     /// The peers this socket may hear replies from.
@@ -211,7 +194,7 @@ impl UdpSocket {
                 }
             })
         })?;
-        let io = DatagramSocket::new(family).map_err(|error| {
+        let io = shared.network.socket(family).map_err(|error| {
             let code = code_from_io(&error, Operation::Create);
             if code == Code::NewSocketLimit {
                 return socket_limit(shared, Limit::Descriptors, || {
@@ -220,7 +203,7 @@ impl UdpSocket {
             }
             UdpError::from(code)
         })?;
-        let charged = charge_new_socket(&io, shared, slot.live())?;
+        let charged = charge_new_socket(io.as_ref(), shared, slot.live())?;
         Ok(Self {
             core: Arc::new(SocketCore {
                 io,
@@ -228,7 +211,6 @@ impl UdpSocket {
                 shared: shared.clone(),
                 pending_error: Mutex::new(None),
                 send_buffer_full: AtomicBool::new(false),
-                send_room: AtomicUsize::new(0),
                 last_payload_len: AtomicUsize::new(0),
                 buffers_charged: AtomicUsize::new(charged),
                 kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
@@ -380,8 +362,7 @@ impl UdpSocket {
 
     /// `unicast-hop-limit`.
     pub(crate) fn hop_limit(&self) -> UdpResult<u8> {
-        let value = option_result(self.core.io.hop_limit(self.core.family))?;
-        Ok(u8::try_from(value).unwrap_or(u8::MAX))
+        option_result(self.core.io.hop_limit())
     }
 
     /// `set-unicast-hop-limit`.
@@ -390,7 +371,7 @@ impl UdpSocket {
         if value == 0 {
             return Err(Code::InvalidArgument.into());
         }
-        option_result(self.core.io.set_hop_limit(self.core.family, value.into()))
+        option_result(self.core.io.set_hop_limit(value))
     }
 
     /// `receive-buffer-size`: in the units the guest sets it in (the kernel
@@ -414,11 +395,7 @@ impl UdpSocket {
 
     /// `set-send-buffer-size`.
     pub(crate) fn set_send_buffer_size(&self, value: u64) -> UdpResult<()> {
-        self.resize_buffer(Buffer::Send, value)?;
-        // The kernel may clamp what it is given: read the room back at the
-        // next check-send.
-        self.core.send_room.store(0, Ordering::Relaxed);
-        Ok(())
+        self.resize_buffer(Buffer::Send, value)
     }
 
     /// Sets one buffer to `value`, capped by `max_socket_buffer` and by what
@@ -440,10 +417,11 @@ impl UdpSocket {
             Buffer::Send => send,
         };
         let affordable = current + growth_room(shared, self.core.live_sockets());
-        if DatagramSocket::charge_for_size(wanted) > affordable {
-            let capped = DatagramSocket::size_for_charge(affordable);
+        let network = &shared.network;
+        if network.charge_for_size(wanted) > affordable {
+            let capped = network.size_for_charge(affordable);
             report_capped(shared, Limit::MaxStoreBuffers, value, capped);
-            if capped <= DatagramSocket::size_for_charge(current) {
+            if capped <= network.size_for_charge(current) {
                 return Ok(());
             }
             wanted = capped;
@@ -484,7 +462,7 @@ fn socket_limit(shared: &StoreShared, limit: Limit, why: impl FnOnce() -> String
 /// smallest buffers, keeping those smallest buffers for every socket it may
 /// still create (up to `max_sockets`, `live` held now).
 fn growth_room(shared: &StoreShared, live: usize) -> usize {
-    let minimum = DatagramSocket::minimum_charge();
+    let minimum = shared.network.minimum_charge();
     let slots_left = shared.limits.max_sockets.saturating_sub(live);
     shared
         .buffers
@@ -497,10 +475,15 @@ fn growth_room(shared: &StoreShared, live: usize) -> usize {
 /// kept for the sockets the store may still create, the new socket gets
 /// smaller buffers; `new-socket-limit` when not even the kernel's smallest
 /// fit (`max_sockets` of them need more than `max_store_buffers`).
-fn charge_new_socket(io: &DatagramSocket, shared: &StoreShared, live: usize) -> UdpResult<usize> {
+fn charge_new_socket(
+    io: &dyn DatagramSocket,
+    shared: &StoreShared,
+    live: usize,
+) -> UdpResult<usize> {
     let (receive, send) = io.buffer_charges().unwrap_or((0, 0));
     let defaults = receive + send;
-    let minimum = DatagramSocket::minimum_charge();
+    let network = &shared.network;
+    let minimum = network.minimum_charge();
     // What is left once the smallest buffers are kept for the store's
     // other possible sockets (this one is counted in `live`).
     let room = growth_room(shared, live);
@@ -516,7 +499,7 @@ fn charge_new_socket(io: &DatagramSocket, shared: &StoreShared, live: usize) -> 
             .map(|(receive, send)| receive + send)
             .unwrap_or(usize::MAX)
     };
-    let mut shrunk = shrink_to(DatagramSocket::size_for_charge(charge / 2).max(1));
+    let mut shrunk = shrink_to(network.size_for_charge(charge / 2).max(1));
     let mut charged = charged_now();
     if shrunk && charged > charge {
         // The kernel's minimums made the even split cost more: take them.
@@ -538,8 +521,8 @@ fn charge_new_socket(io: &DatagramSocket, shared: &StoreShared, live: usize) -> 
         format!(
             "new sockets get smaller buffers than the system's ({} and {} bytes) so that \
                  max-sockets ({}) of them fit max-store-buffers ({} bytes); {}",
-            DatagramSocket::size_for_charge(receive),
-            DatagramSocket::size_for_charge(send),
+            network.size_for_charge(receive),
+            network.size_for_charge(send),
             shared.limits.max_sockets,
             shared.limits.max_store_buffers,
             hints.raise(Limit::MaxStoreBuffers)

@@ -407,7 +407,11 @@ impl OutgoingDatagramStream {
         }
         let last_payload_len = self.core.last_payload_len.load(Ordering::Relaxed);
         let max_batch = self.core.shared.limits.max_send_batch;
-        let mut permitted = permits_for(self.core.send_room(), last_payload_len, max_batch);
+        // At least one while the network reports room, at most the cap.
+        let fit = self.core.io.send_capacity(last_payload_len);
+        let mut permitted = u64::try_from(fit)
+            .unwrap_or(u64::MAX)
+            .clamp(1, max_batch.max(1));
         if let Some(bucket) = &self.core.shared.send_bucket {
             // Spent tokens make this 0; the pollable wakes when they return.
             let cost = last_payload_len + self.core.family.packet_overhead();
@@ -613,21 +617,6 @@ impl OutgoingDatagramStream {
     pub(crate) fn readiness(&self) -> SendReadiness {
         SendReadiness(self.core.clone())
     }
-}
-
-/// What one datagram costs a send buffer beyond its payload: the socket is
-/// charged each packet's true size (headers, `sk_buff` and shared info,
-/// rounded up by the allocator), about this much for small payloads.
-const SEND_BUFFER_OVERHEAD: usize = 1024;
-
-/// How many datagrams of `payload_len` bytes fit `room` (what the kernel
-/// promises when it reports a socket writable), at least 1 and at most
-/// `max_batch`.
-fn permits_for(room: usize, payload_len: usize, max_batch: u64) -> u64 {
-    let fit = room / (payload_len + SEND_BUFFER_OVERHEAD);
-    u64::try_from(fit)
-        .unwrap_or(u64::MAX)
-        .clamp(1, max_batch.max(1))
 }
 
 /// What an incoming stream's pollable waits on. Owned by the pollable rather
@@ -893,18 +882,5 @@ mod tests {
         assert!(batch.received.is_empty());
         assert_eq!(batch.dropped_count(), MAX_DISCARDS_PER_RECEIVE);
         assert_eq!(calls.get(), MAX_DISCARDS_PER_RECEIVE / 4);
-    }
-
-    #[test]
-    fn permits_follow_the_send_room_and_the_payload_size() {
-        // Half of Linux's default SO_SNDBUF.
-        let room = 106_496;
-        assert_eq!(permits_for(room, 0, 64), 64);
-        assert_eq!(permits_for(room, 1400, 64), 43);
-        assert_eq!(permits_for(room, 65_507, 64), 1);
-        assert_eq!(permits_for(2304, 64, 64), 2);
-        // Never zero while the kernel reports room, never above the cap.
-        assert_eq!(permits_for(0, 65_507, 64), 1);
-        assert_eq!(permits_for(usize::MAX, 0, 16), 16);
     }
 }

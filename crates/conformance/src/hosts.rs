@@ -52,6 +52,9 @@ pub enum Against {
     Ours(InProcess),
     /// wasmtime-wasi 48's builtin UDP, in-process, stock linker.
     WasmtimeWasi(InProcess),
+    /// This repository's provider on its simulated network, in-process:
+    /// each run gets a network of its own.
+    Sim(InProcess),
     /// A command line with `{wasm}` standing for the guest's path.
     Command(String),
 }
@@ -62,9 +65,10 @@ impl Against {
         match spec {
             "ours" => Ok(Self::Ours(InProcess::new(false)?)),
             "wasmtime-wasi" => Ok(Self::WasmtimeWasi(InProcess::new(true)?)),
+            "sim" => Ok(Self::Sim(InProcess::new(false)?.simulated())),
             command if command.contains("{wasm}") => Ok(Self::Command(command.to_owned())),
             other => Err(format!(
-                "--against {other}: expected `ours`, `wasmtime-wasi` or a command containing {{wasm}}"
+                "--against {other}: expected `ours`, `wasmtime-wasi`, `sim` or a command containing {{wasm}}"
             )),
         }
     }
@@ -74,6 +78,7 @@ impl Against {
         match self {
             Self::Ours(_) => "ours".into(),
             Self::WasmtimeWasi(_) => "wasmtime-wasi".into(),
+            Self::Sim(_) => "sim".into(),
             Self::Command(command) => command.clone(),
         }
     }
@@ -85,16 +90,18 @@ impl Against {
         match (self, needs) {
             (_, Needs::Loopback) => Ok(()),
             (_, Needs::ShapedLoopback) if shaped_loopback => Ok(()),
+            // The simulated loopback is shaped by the host itself.
+            (Self::Sim(_), Needs::ShapedLoopback) => Ok(()),
             (_, Needs::ShapedLoopback) => Err(
                 "needs a loopback that queues datagrams: run under `unshare -n` with a tbf qdisc on lo \
                  and pass --shaped-loopback (docs/conformance.md)"
                     .into(),
             ),
             (
-                Self::Ours(_) | Self::WasmtimeWasi(_),
+                Self::Ours(_) | Self::WasmtimeWasi(_) | Self::Sim(_),
                 Needs::BindTestNet | Needs::RefusesTestNet | Needs::BindLinkLocal,
             ) => Ok(()),
-            (Self::Ours(_), Needs::SocketLimit(_)) => Ok(()),
+            (Self::Ours(_) | Self::Sim(_), Needs::SocketLimit(_)) => Ok(()),
             (Self::WasmtimeWasi(_), Needs::SocketLimit(_)) => {
                 Err("wasmtime-wasi has no per-store socket limit".into())
             }
@@ -106,14 +113,16 @@ impl Against {
     /// measures only the guest. Does nothing for a command line.
     pub fn prepare(&self, path: &str) -> Result<(), String> {
         match self {
-            Self::Ours(host) | Self::WasmtimeWasi(host) => host.component(path).map(drop),
+            Self::Ours(host) | Self::WasmtimeWasi(host) | Self::Sim(host) => {
+                host.component(path).map(drop)
+            }
             Self::Command(_) => Ok(()),
         }
     }
 
     /// Sets our provider's per-store socket limit (other hosts have none).
     pub fn with_socket_limit(mut self, limit: usize) -> Self {
-        if let Self::Ours(host) = &mut self {
+        if let Self::Ours(host) | Self::Sim(host) = &mut self {
             host.max_sockets = Some(limit);
         }
         self
@@ -122,7 +131,9 @@ impl Against {
     /// Runs the guest at `path` with `args`.
     pub fn run(&self, path: &str, args: &[String], needs: Needs) -> Run {
         match self {
-            Self::Ours(host) | Self::WasmtimeWasi(host) => host.run(path, args, needs),
+            Self::Ours(host) | Self::WasmtimeWasi(host) | Self::Sim(host) => {
+                host.run(path, args, needs)
+            }
             Self::Command(template) => run_command(template, path, args),
         }
     }
@@ -139,6 +150,8 @@ pub struct InProcess {
     components: Mutex<HashMap<String, Component>>,
     /// Our provider's socket limit, when not the library default.
     max_sockets: Option<usize>,
+    /// Runs on a simulated network instead of the kernel's.
+    simulated: bool,
 }
 
 /// What every conformance host grants: loopback, and binding to TEST-NET-1
@@ -188,7 +201,13 @@ impl InProcess {
             wasmtime_udp,
             components: Mutex::new(HashMap::new()),
             max_sockets: None,
+            simulated: false,
         })
+    }
+
+    fn simulated(mut self) -> Self {
+        self.simulated = true;
+        self
     }
 
     fn wasi(
@@ -251,6 +270,14 @@ impl InProcess {
         }
         if let Needs::SocketLimit(limit) = needs {
             udp.max_sockets(limit);
+        }
+        if self.simulated {
+            let network = wasi_udp_host::SimNetwork::new(1);
+            if needs == Needs::ShapedLoopback {
+                // As the kernel's loopback with a 1 Mbit/s token bucket.
+                network.set_faults(wasi_udp_host::Faults::none().bandwidth(125_000));
+            }
+            udp.network(std::sync::Arc::new(network.node([])));
         }
         let host = WasiUdpState::new(
             self.wasi(&name, args, &stdout, &stderr).build(),

@@ -1,18 +1,160 @@
-//! The seam between the WIT state machine and the operating system.
+//! The seam between the WIT state machine and a network.
 //!
 //! Everything above this module speaks in readiness and batches: "is the
 //! socket writable", "send these datagrams without blocking", "receive up to
-//! N datagrams that are already queued". Everything OS-specific (socket
-//! creation flags, the Linux port-pinning workaround, option syscalls) lives
-//! below it, in [`tokio`].
+//! N datagrams that are already queued". Everything a network knows lives
+//! below it: the operating system's in [`tokio`] (socket creation flags,
+//! the Linux port-pinning workaround, option syscalls, buffer doubling,
+//! permit sizing), a simulated one in [`sim`], and packet capture as a
+//! layer over either in [`capture`].
+//!
+//! ```text
+//!  socket.rs / streams.rs ──> dyn Network ──> dyn DatagramSocket
+//!                                  ├─ OsNetwork  (tokio.rs, mmsg.rs: the kernel)
+//!                                  ├─ SimNode    (sim/: memory, seeded faults)
+//!                                  └─ capture    (a pcap layer over either)
+//! ```
 
+pub(crate) mod capture;
 #[cfg(target_os = "linux")]
 mod mmsg;
+pub(crate) mod sim;
 pub(crate) mod tokio;
 
+use std::fmt;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
-pub(crate) use self::tokio::DatagramSocket;
+/// A future that resolves when a socket is ready for something.
+pub type Ready<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Where a store's sockets come from: the operating system's network
+/// ([`OsNetwork`], the default) or a simulated one
+/// ([`SimNode`](crate::SimNode)). Everything it knows about buffers,
+/// errnos and time stays below this line.
+pub trait Network: Send + Sync + fmt::Debug + 'static {
+    /// A new, unbound socket of `family`.
+    ///
+    /// # Errors
+    /// As `socket(2)` would: `EAFNOSUPPORT`, `EMFILE`, `ENFILE`.
+    fn socket(&self, family: Family) -> io::Result<Box<dyn DatagramSocket>>;
+
+    /// What a socket whose buffers are as small as allowed is charged
+    /// against the store's buffer budget.
+    fn minimum_charge(&self) -> usize;
+
+    /// What a buffer set to `size` is charged.
+    fn charge_for_size(&self, size: usize) -> usize;
+
+    /// The largest buffer size charged at most `charge`.
+    fn size_for_charge(&self, charge: usize) -> usize;
+}
+
+/// One datagram socket: readiness, non-blocking batches, options. The
+/// state machine above never blocks on it and never names an errno.
+pub trait DatagramSocket: Send + Sync + fmt::Debug {
+    /// Binds to `addr`; port 0 asks for a port the network chooses (and
+    /// keeps across disconnects).
+    ///
+    /// # Errors
+    /// `EADDRINUSE`, `EADDRNOTAVAIL`, `EINVAL`, `EACCES` as `bind(2)`.
+    fn bind(&self, addr: SocketAddr) -> io::Result<()>;
+
+    /// Associates the socket with `peer`: sends without an address go
+    /// there, and only its datagrams arrive.
+    ///
+    /// # Errors
+    /// As `connect(2)`.
+    fn connect(&self, peer: SocketAddr) -> io::Result<()>;
+
+    /// Dissolves the association, keeping the bound port.
+    ///
+    /// # Errors
+    /// As `connect(2)` with `AF_UNSPEC`.
+    fn disconnect(&self) -> io::Result<()>;
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// When the socket is not bound.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Sends datagrams from the front of `batch` until one fails or the
+    /// send buffer is full. Never blocks.
+    fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome;
+
+    /// Receives up to `max` queued datagrams into `slots`, replacing the
+    /// contents of `landed` with where each went. Never blocks; nothing
+    /// queued is `Ok` with nothing landed. An error met after some
+    /// datagrams stays for the next call.
+    ///
+    /// # Errors
+    /// An error (an ICMP report) queued before any datagram.
+    fn try_receive_batch(
+        &self,
+        slots: &mut ReceiveSlots,
+        max: usize,
+        landed: &mut Vec<Received>,
+    ) -> io::Result<()>;
+
+    /// Resolves when the send buffer has room.
+    fn send_ready(&self) -> Ready<'_>;
+
+    /// Resolves when a datagram or an error is queued.
+    fn receive_ready(&self) -> Ready<'_>;
+
+    /// Whether the send buffer has room now.
+    fn writable_now(&self) -> bool;
+
+    /// How many datagrams of `payload_len` bytes fit the room the socket
+    /// promises when it reports writable.
+    fn send_capacity(&self, payload_len: usize) -> usize;
+
+    /// The unicast hop limit (TTL).
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn hop_limit(&self) -> io::Result<u8>;
+
+    /// Sets the unicast hop limit.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_hop_limit(&self, value: u8) -> io::Result<()>;
+
+    /// The receive buffer's size, in the units it is set in.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn receive_buffer_size(&self) -> io::Result<usize>;
+
+    /// Sets the receive buffer's size; the network may clamp it.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_receive_buffer_size(&self, size: usize) -> io::Result<()>;
+
+    /// The send buffer's size, in the units it is set in.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn send_buffer_size(&self) -> io::Result<usize>;
+
+    /// Sets the send buffer's size; the network may clamp it.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_send_buffer_size(&self, size: usize) -> io::Result<()>;
+
+    /// What the receive and send buffers are charged, as the network
+    /// accounts them.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn buffer_charges(&self) -> io::Result<(usize, usize)>;
+}
 
 /// Which IP family a socket was created for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +186,7 @@ impl Family {
 
 /// One datagram handed to [`DatagramSocket::try_send_batch`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Transmit<'a> {
+pub struct Transmit<'a> {
     /// `None` sends to the connected peer (`send`); `Some` is `sendto`.
     pub destination: Option<SocketAddr>,
     /// The payload.
@@ -53,7 +195,7 @@ pub(crate) struct Transmit<'a> {
 
 /// What [`DatagramSocket::try_send_batch`] managed.
 #[derive(Debug)]
-pub(crate) struct SendOutcome {
+pub struct SendOutcome {
     /// How many datagrams, from the front of the batch, the kernel took.
     pub sent: usize,
     /// Why it stopped before the end of the batch, unless it stopped because
@@ -65,7 +207,7 @@ pub(crate) struct SendOutcome {
 
 /// Where one received datagram landed in a [`ReceiveSlots`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Received {
+pub struct Received {
     /// Which slot holds it.
     pub slot: usize,
     /// Its length in bytes.
@@ -80,12 +222,20 @@ pub(crate) struct Received {
 /// The storage is zero-allocated, which the allocator serves from fresh
 /// pages; a page only becomes resident once a datagram is written to it, so
 /// slots that only ever see small datagrams cost a page each.
-pub(crate) struct ReceiveSlots {
+pub struct ReceiveSlots {
     storage: Vec<u8>,
     count: usize,
     /// The kernel's drop counter of the socket last received from, if the
     /// last batch carried one (see [`kernel_drops`](Self::kernel_drops)).
     kernel_drops: Option<u32>,
+}
+
+impl fmt::Debug for ReceiveSlots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceiveSlots")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReceiveSlots {
@@ -105,7 +255,7 @@ impl ReceiveSlots {
 
     /// Records the kernel's count of datagrams the socket dropped for a
     /// full receive queue, as a received datagram reported it.
-    pub(crate) fn note_kernel_drops(&mut self, count: u32) {
+    pub fn note_kernel_drops(&mut self, count: u32) {
         self.kernel_drops = Some(self.kernel_drops.map_or(count, |seen| seen.max(count)));
     }
 
@@ -117,18 +267,18 @@ impl ReceiveSlots {
     }
 
     /// How many datagrams one batch can take.
-    pub(crate) fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.count
     }
 
     /// The bytes of `received`.
-    pub(crate) fn datagram(&self, received: &Received) -> &[u8] {
+    pub fn datagram(&self, received: &Received) -> &[u8] {
         let start = received.slot * Self::SLOT_SIZE;
         &self.storage[start..start + received.len]
     }
 
     /// The first `n` slots, as buffers to receive into.
-    pub(crate) fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
+    pub fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
         self.storage.chunks_exact_mut(Self::SLOT_SIZE).take(n)
     }
 }

@@ -14,7 +14,9 @@ use tokio::io::unix::AsyncFd;
 
 #[cfg(target_os = "linux")]
 use super::mmsg;
-use super::{Family, ReceiveSlots, Received, SendOutcome, Transmit};
+use super::{
+    DatagramSocket, Family, Network, Ready, ReceiveSlots, Received, SendOutcome, Transmit,
+};
 
 /// What a receiver waits for: a datagram, or an error the kernel queued.
 const RECEIVE_INTEREST: Interest = Interest::READABLE.add(Interest::ERROR);
@@ -30,7 +32,8 @@ const RECEIVE_INTEREST: Interest = Interest::READABLE.add(Interest::ERROR);
 /// registering every socket up front let a guest that never yields pile
 /// those up.
 #[derive(Debug)]
-pub(crate) struct DatagramSocket {
+pub(crate) struct OsSocket {
+    family: Family,
     /// Declared before `socket`, so that it deregisters before the
     /// descriptor closes.
     reactor: OnceLock<AsyncFd<RawFd>>,
@@ -42,13 +45,55 @@ pub(crate) struct DatagramSocket {
     segmented_sends: std::sync::atomic::AtomicBool,
 }
 
-impl DatagramSocket {
+/// The operating system's network: real UDP sockets. The default
+/// [`Network`] of every store.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsNetwork;
+
+impl Network for OsNetwork {
+    fn socket(&self, family: Family) -> io::Result<Box<dyn DatagramSocket>> {
+        Ok(Box::new(OsSocket::new(family)?))
+    }
+
+    /// What setting a buffer to `size` (as the guest sets it) charges the
+    /// kernel's accounting.
+    fn charge_for_size(&self, size: usize) -> usize {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            size.saturating_mul(2)
+        } else {
+            size
+        }
+    }
+
+    /// What the kernel charges a socket whose buffers are as small as it
+    /// allows (measured once, on a socket made for it).
+    fn minimum_charge(&self) -> usize {
+        static MINIMUM: OnceLock<usize> = OnceLock::new();
+        *MINIMUM.get_or_init(|| {
+            let measured =
+                Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).and_then(|socket| {
+                    socket.set_recv_buffer_size(1)?;
+                    socket.set_send_buffer_size(1)?;
+                    Ok(socket.recv_buffer_size()? + socket.send_buffer_size()?)
+                });
+            // Linux's SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF, if it will not say.
+            measured.unwrap_or(2304 + 4608)
+        })
+    }
+
+    /// The largest buffer size whose charge is at most `charge`.
+    fn size_for_charge(&self, charge: usize) -> usize {
+        undoubled(charge)
+    }
+}
+
+impl OsSocket {
     /// An unbound socket of `family`; IPv6 sockets are `IPV6_V6ONLY`.
     ///
     /// # Errors
     /// `EAFNOSUPPORT` when the family is unavailable, `EMFILE`/`ENFILE` when
     /// out of descriptors.
-    pub(crate) fn new(family: Family) -> io::Result<Self> {
+    fn new(family: Family) -> io::Result<Self> {
         let domain = match family {
             Family::Ipv4 => Domain::IPV4,
             Family::Ipv6 => Domain::IPV6,
@@ -68,6 +113,7 @@ impl DatagramSocket {
             let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RxqOvfl, &1);
         }
         Ok(Self {
+            family,
             reactor: OnceLock::new(),
             socket,
             #[cfg(target_os = "linux")]
@@ -110,56 +156,6 @@ impl DatagramSocket {
         Ok(self.reactor.get_or_init(|| registered))
     }
 
-    /// Binds to `addr`. When `addr` has port 0, the kernel's choice of port is
-    /// pinned, so that a later disconnect keeps it.
-    pub(crate) fn bind(&self, addr: SocketAddr) -> io::Result<()> {
-        let socket = self.sock_ref();
-        socket.bind(&addr.into())?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if addr.port() == 0 {
-            pin_ephemeral_port(&socket, addr)?;
-        }
-        Ok(())
-    }
-
-    /// Associates the socket with `peer` (`connect`).
-    pub(crate) fn connect(&self, peer: SocketAddr) -> io::Result<()> {
-        self.socket.connect(&peer.into())
-    }
-
-    /// Dissolves the association (`connect(AF_UNSPEC)`).
-    pub(crate) fn disconnect(&self) -> io::Result<()> {
-        match rustix::net::connect_unspec(&self.socket) {
-            Ok(()) => Ok(()),
-            // Some kernels report disconnecting an unconnected socket; the
-            // result is the state asked for either way.
-            Err(rustix::io::Errno::NOTCONN) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        }
-    }
-
-    /// The bound address (`getsockname`).
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("bound socket has no IP address"))
-    }
-
-    /// Resolves when the kernel has room for a datagram.
-    pub(crate) async fn send_ready(&self) {
-        self.wait_until(Interest::WRITABLE, || self.writable_now())
-            .await;
-    }
-
-    /// Resolves when a datagram or an error (an ICMP report) is queued.
-    pub(crate) async fn receive_ready(&self) {
-        // A pending socket error shows up only as EPOLLERR, which plain
-        // readable interest does not wake for.
-        self.wait_until(RECEIVE_INTEREST, || self.receivable_now())
-            .await;
-    }
-
     /// Waits on the reactor until `confirmed` (a question to the kernel)
     /// holds. The reactor's readiness outlives the data it announced (a
     /// receive that took exactly what was queued does not clear it), so each
@@ -184,42 +180,6 @@ impl DatagramSocket {
             // Tick-guarded: an event newer than the one this guard saw
             // survives.
             guard.clear_ready();
-        }
-    }
-
-    /// Sends datagrams from the front of `batch` until one fails or the send
-    /// buffer is full. Never blocks. On Linux each run of datagrams goes to
-    /// the kernel in one `sendmmsg`.
-    pub(crate) fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
-        let mut sent = 0;
-        while sent < batch.len() {
-            // Straight to the kernel: the reactor may not have seen the socket
-            // writable yet, and check-send already decided to permit this.
-            // A batch call that sent some datagrams and then failed reports
-            // only the count (sendmmsg drops the error), so the loop sends
-            // the rest again to learn the error.
-            match self.send_now(&batch[sent..]) {
-                Ok(count) => sent += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    return SendOutcome {
-                        sent,
-                        error: None,
-                        buffer_full: true,
-                    };
-                }
-                Err(error) => {
-                    return SendOutcome {
-                        sent,
-                        error: Some(error),
-                        buffer_full: false,
-                    };
-                }
-            }
-        }
-        SendOutcome {
-            sent,
-            error: None,
-            buffer_full: false,
         }
     }
 
@@ -258,6 +218,180 @@ impl DatagramSocket {
         Ok(1)
     }
 
+    /// One non-blocking `recvfrom` into the first slot.
+    #[cfg(not(target_os = "linux"))]
+    fn receive_one(&self, slots: &mut ReceiveSlots, landed: &mut Vec<Received>) -> io::Result<()> {
+        let Some(buffer) = slots.slots_mut(1).next() else {
+            return Ok(());
+        };
+        // The first length is what landed in `buffer` (the second would be
+        // the datagram's full length, were it truncated).
+        let (len, _, source) =
+            rustix::net::recvfrom(&self.socket, buffer, rustix::net::RecvFlags::DONTWAIT)?;
+        let source = source
+            .and_then(|source| SocketAddr::try_from(source).ok())
+            .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
+        landed.push(Received {
+            slot: 0,
+            len,
+            source,
+        });
+        Ok(())
+    }
+
+    /// Whether a receive would return a datagram or an error now (a failed
+    /// `poll` counts as yes, as for [`writable_now`](Self::writable_now)).
+    fn receivable_now(&self) -> bool {
+        self.poll_now(PollFlags::IN)
+            .is_none_or(|flags| flags.intersects(PollFlags::IN | PollFlags::ERR))
+    }
+
+    /// What `poll(2)` with a zero timeout reports for `interest` (errors are
+    /// always reported), or `None` if the call failed.
+    fn poll_now(&self, interest: PollFlags) -> Option<PollFlags> {
+        let mut fds = [PollFd::new(&self.socket, interest)];
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&timeout)).ok()?;
+        Some(fds[0].revents())
+    }
+
+    /// `IP_TTL` or `IPV6_UNICAST_HOPS`.
+    fn hop_limit_now(&self) -> io::Result<u32> {
+        match self.family {
+            Family::Ipv4 => self.sock_ref().ttl_v4(),
+            Family::Ipv6 => self.sock_ref().unicast_hops_v6(),
+        }
+    }
+
+    /// Sets `IP_TTL` or `IPV6_UNICAST_HOPS`.
+    fn set_hop_limit_now(&self, value: u32) -> io::Result<()> {
+        match self.family {
+            Family::Ipv4 => self.sock_ref().set_ttl_v4(value),
+            Family::Ipv6 => self.sock_ref().set_unicast_hops_v6(value),
+        }
+    }
+
+    /// The send-buffer room the kernel promises when it reports the socket
+    /// writable: Linux reports writable once half of `SO_SNDBUF` (as it
+    /// reports it) is free (`sock_writeable`), which is the size as set.
+    fn send_room(&self) -> usize {
+        // Half of Linux's default SO_SNDBUF, if the kernel will not say.
+        self.send_buffer_size().unwrap_or(106_496)
+    }
+}
+
+impl DatagramSocket for OsSocket {
+    fn hop_limit(&self) -> io::Result<u8> {
+        Ok(u8::try_from(self.hop_limit_now()?).unwrap_or(u8::MAX))
+    }
+
+    fn set_hop_limit(&self, value: u8) -> io::Result<()> {
+        self.set_hop_limit_now(value.into())
+    }
+
+    /// As many datagrams of `payload_len` bytes as fit the room Linux
+    /// promises when it reports the socket writable (half of `SO_SNDBUF` as
+    /// it reports it, see `sock_writeable`), each charged its true size:
+    /// headers, `sk_buff` and shared info, rounded up by the allocator,
+    /// about 1 KiB beyond the payload for small ones.
+    fn send_capacity(&self, payload_len: usize) -> usize {
+        const SEND_BUFFER_OVERHEAD: usize = 1024;
+        self.send_room() / (payload_len + SEND_BUFFER_OVERHEAD)
+    }
+
+    /// Binds to `addr`. When `addr` has port 0, the kernel's choice of port is
+    /// pinned, so that a later disconnect keeps it.
+    fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        let socket = self.sock_ref();
+        socket.bind(&addr.into())?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if addr.port() == 0 {
+            pin_ephemeral_port(&socket, addr)?;
+        }
+        Ok(())
+    }
+
+    /// Associates the socket with `peer` (`connect`).
+    fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.socket.connect(&peer.into())
+    }
+
+    /// Dissolves the association (`connect(AF_UNSPEC)`).
+    fn disconnect(&self) -> io::Result<()> {
+        match rustix::net::connect_unspec(&self.socket) {
+            Ok(()) => Ok(()),
+            // Some kernels report disconnecting an unconnected socket; the
+            // result is the state asked for either way.
+            Err(rustix::io::Errno::NOTCONN) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// The bound address (`getsockname`).
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound socket has no IP address"))
+    }
+
+    /// Resolves when the kernel has room for a datagram.
+    fn send_ready(&self) -> Ready<'_> {
+        Box::pin(async move {
+            self.wait_until(Interest::WRITABLE, || self.writable_now())
+                .await;
+        })
+    }
+
+    /// Resolves when a datagram or an error (an ICMP report) is queued.
+    fn receive_ready(&self) -> Ready<'_> {
+        Box::pin(async move {
+            // A pending socket error shows up only as EPOLLERR, which plain
+            // readable interest does not wake for.
+            self.wait_until(RECEIVE_INTEREST, || self.receivable_now())
+                .await;
+        })
+    }
+
+    /// Sends datagrams from the front of `batch` until one fails or the send
+    /// buffer is full. Never blocks. On Linux each run of datagrams goes to
+    /// the kernel in one `sendmmsg`.
+    fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
+        let mut sent = 0;
+        while sent < batch.len() {
+            // Straight to the kernel: the reactor may not have seen the socket
+            // writable yet, and check-send already decided to permit this.
+            // A batch call that sent some datagrams and then failed reports
+            // only the count (sendmmsg drops the error), so the loop sends
+            // the rest again to learn the error.
+            match self.send_now(&batch[sent..]) {
+                Ok(count) => sent += count,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return SendOutcome {
+                        sent,
+                        error: None,
+                        buffer_full: true,
+                    };
+                }
+                Err(error) => {
+                    return SendOutcome {
+                        sent,
+                        error: Some(error),
+                        buffer_full: false,
+                    };
+                }
+            }
+        }
+        SendOutcome {
+            sent,
+            error: None,
+            buffer_full: false,
+        }
+    }
+
     /// Receives up to `max` queued datagrams into `slots`, replacing the
     /// contents of `landed` with where each one went. Never blocks.
     ///
@@ -265,7 +399,7 @@ impl DatagramSocket {
     /// at the end; none at all means nothing was queued. An error is returned only when no
     /// datagram came before it; one met after some datagrams stays with the
     /// kernel for the next call.
-    pub(crate) fn try_receive_batch(
+    fn try_receive_batch(
         &self,
         slots: &mut ReceiveSlots,
         max: usize,
@@ -296,91 +430,35 @@ impl DatagramSocket {
         }
     }
 
-    /// One non-blocking `recvfrom` into the first slot.
-    #[cfg(not(target_os = "linux"))]
-    fn receive_one(&self, slots: &mut ReceiveSlots, landed: &mut Vec<Received>) -> io::Result<()> {
-        let Some(buffer) = slots.slots_mut(1).next() else {
-            return Ok(());
-        };
-        // The first length is what landed in `buffer` (the second would be
-        // the datagram's full length, were it truncated).
-        let (len, _, source) =
-            rustix::net::recvfrom(&self.socket, buffer, rustix::net::RecvFlags::DONTWAIT)?;
-        let source = source
-            .and_then(|source| SocketAddr::try_from(source).ok())
-            .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
-        landed.push(Received {
-            slot: 0,
-            len,
-            source,
-        });
-        Ok(())
-    }
-
     /// Whether the send buffer has room now (one `poll`). A failed `poll`
     /// counts as yes, so that the send itself reports what is wrong instead
     /// of a waiter waiting forever.
-    pub(crate) fn writable_now(&self) -> bool {
+    fn writable_now(&self) -> bool {
         self.poll_now(PollFlags::OUT)
             .is_none_or(|flags| flags.contains(PollFlags::OUT))
-    }
-
-    /// Whether a receive would return a datagram or an error now (a failed
-    /// `poll` counts as yes, as for [`writable_now`](Self::writable_now)).
-    fn receivable_now(&self) -> bool {
-        self.poll_now(PollFlags::IN)
-            .is_none_or(|flags| flags.intersects(PollFlags::IN | PollFlags::ERR))
-    }
-
-    /// What `poll(2)` with a zero timeout reports for `interest` (errors are
-    /// always reported), or `None` if the call failed.
-    fn poll_now(&self, interest: PollFlags) -> Option<PollFlags> {
-        let mut fds = [PollFd::new(&self.socket, interest)];
-        let timeout = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        rustix::event::poll(&mut fds, Some(&timeout)).ok()?;
-        Some(fds[0].revents())
-    }
-
-    /// `IP_TTL` or `IPV6_UNICAST_HOPS`.
-    pub(crate) fn hop_limit(&self, family: Family) -> io::Result<u32> {
-        match family {
-            Family::Ipv4 => self.sock_ref().ttl_v4(),
-            Family::Ipv6 => self.sock_ref().unicast_hops_v6(),
-        }
-    }
-
-    /// Sets `IP_TTL` or `IPV6_UNICAST_HOPS`.
-    pub(crate) fn set_hop_limit(&self, family: Family, value: u32) -> io::Result<()> {
-        match family {
-            Family::Ipv4 => self.sock_ref().set_ttl_v4(value),
-            Family::Ipv6 => self.sock_ref().set_unicast_hops_v6(value),
-        }
     }
 
     /// `SO_RCVBUF`, in the units it is set in: Linux doubles what it is
     /// given (for its bookkeeping) and reports the doubled value, so the
     /// value is halved there, and a size set reads back as itself.
-    pub(crate) fn receive_buffer_size(&self) -> io::Result<usize> {
+    fn receive_buffer_size(&self) -> io::Result<usize> {
         self.sock_ref().recv_buffer_size().map(undoubled)
     }
 
     /// Sets `SO_RCVBUF`; the kernel may clamp it.
-    pub(crate) fn set_receive_buffer_size(&self, size: usize) -> io::Result<()> {
+    fn set_receive_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock_ref()
             .set_recv_buffer_size(clamp_buffer_size(size))
     }
 
     /// `SO_SNDBUF`, in the units it is set in (see
     /// [`receive_buffer_size`](Self::receive_buffer_size)).
-    pub(crate) fn send_buffer_size(&self) -> io::Result<usize> {
+    fn send_buffer_size(&self) -> io::Result<usize> {
         self.sock_ref().send_buffer_size().map(undoubled)
     }
 
     /// Sets `SO_SNDBUF`; the kernel may clamp it.
-    pub(crate) fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+    fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
         self.sock_ref()
             .set_send_buffer_size(clamp_buffer_size(size))
     }
@@ -388,48 +466,9 @@ impl DatagramSocket {
     /// What the kernel may hold for this socket's receive and send queues,
     /// in bytes, as it accounts them (`SO_RCVBUF` and `SO_SNDBUF` as
     /// reported, Linux's doubling included).
-    pub(crate) fn buffer_charges(&self) -> io::Result<(usize, usize)> {
+    fn buffer_charges(&self) -> io::Result<(usize, usize)> {
         let socket = self.sock_ref();
         Ok((socket.recv_buffer_size()?, socket.send_buffer_size()?))
-    }
-
-    /// What setting a buffer to `size` (as the guest sets it) charges the
-    /// kernel's accounting.
-    pub(crate) fn charge_for_size(size: usize) -> usize {
-        if cfg!(any(target_os = "linux", target_os = "android")) {
-            size.saturating_mul(2)
-        } else {
-            size
-        }
-    }
-
-    /// What the kernel charges a socket whose buffers are as small as it
-    /// allows (measured once, on a socket made for it).
-    pub(crate) fn minimum_charge() -> usize {
-        static MINIMUM: OnceLock<usize> = OnceLock::new();
-        *MINIMUM.get_or_init(|| {
-            let measured =
-                Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).and_then(|socket| {
-                    socket.set_recv_buffer_size(1)?;
-                    socket.set_send_buffer_size(1)?;
-                    Ok(socket.recv_buffer_size()? + socket.send_buffer_size()?)
-                });
-            // Linux's SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF, if it will not say.
-            measured.unwrap_or(2304 + 4608)
-        })
-    }
-
-    /// The largest buffer size whose charge is at most `charge`.
-    pub(crate) fn size_for_charge(charge: usize) -> usize {
-        undoubled(charge)
-    }
-
-    /// The send-buffer room the kernel promises when it reports the socket
-    /// writable: Linux reports writable once half of `SO_SNDBUF` (as it
-    /// reports it) is free (`sock_writeable`), which is the size as set.
-    pub(crate) fn send_room(&self) -> usize {
-        // Half of Linux's default SO_SNDBUF, if the kernel will not say.
-        self.send_buffer_size().unwrap_or(106_496)
     }
 }
 
@@ -476,7 +515,7 @@ mod tests {
 
     #[tokio::test]
     async fn disconnect_keeps_a_kernel_chosen_port() -> io::Result<()> {
-        let socket = DatagramSocket::new(Family::Ipv4)?;
+        let socket = OsSocket::new(Family::Ipv4)?;
         socket.bind("127.0.0.1:0".parse().expect("addr"))?;
         let bound = socket.local_addr()?;
         let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -504,14 +543,14 @@ mod tests {
 
     #[tokio::test]
     async fn ipv6_sockets_are_v6only() -> io::Result<()> {
-        let socket = DatagramSocket::new(Family::Ipv6)?;
+        let socket = OsSocket::new(Family::Ipv6)?;
         assert!(socket.sock_ref().only_v6()?);
         Ok(())
     }
 
     /// Receives until `count` datagrams have landed or 5 s pass.
     async fn receive_count(
-        socket: &DatagramSocket,
+        socket: &OsSocket,
         slots: &mut ReceiveSlots,
         count: usize,
     ) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
@@ -534,9 +573,9 @@ mod tests {
 
     #[tokio::test]
     async fn batches_keep_every_datagram_its_size_order_and_source() -> io::Result<()> {
-        let receiver = DatagramSocket::new(Family::Ipv4)?;
+        let receiver = OsSocket::new(Family::Ipv4)?;
         receiver.bind("127.0.0.1:0".parse().expect("addr"))?;
-        let sender = DatagramSocket::new(Family::Ipv4)?;
+        let sender = OsSocket::new(Family::Ipv4)?;
         sender.bind("127.0.0.1:0".parse().expect("addr"))?;
         let destination = receiver.local_addr()?;
         // Sizes from empty to the IPv4 maximum, in one batch of 100.
@@ -577,9 +616,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_stops_at_the_first_datagram_the_kernel_refuses() -> io::Result<()> {
-        let receiver = DatagramSocket::new(Family::Ipv4)?;
+        let receiver = OsSocket::new(Family::Ipv4)?;
         receiver.bind("127.0.0.1:0".parse().expect("addr"))?;
-        let sender = DatagramSocket::new(Family::Ipv4)?;
+        let sender = OsSocket::new(Family::Ipv4)?;
         sender.connect(receiver.local_addr()?)?;
         let too_large = vec![0; 65_508];
         let batch = [
@@ -611,11 +650,11 @@ mod tests {
 
     #[tokio::test]
     async fn runs_of_equal_datagrams_arrive_as_separate_datagrams() -> io::Result<()> {
-        let first = DatagramSocket::new(Family::Ipv4)?;
+        let first = OsSocket::new(Family::Ipv4)?;
         first.bind("127.0.0.1:0".parse().expect("addr"))?;
-        let second = DatagramSocket::new(Family::Ipv4)?;
+        let second = OsSocket::new(Family::Ipv4)?;
         second.bind("127.0.0.1:0".parse().expect("addr"))?;
-        let sender = DatagramSocket::new(Family::Ipv4)?;
+        let sender = OsSocket::new(Family::Ipv4)?;
         sender.bind("127.0.0.1:0".parse().expect("addr"))?;
         // 70 equal datagrams with a shorter tail to `first`, then 3 to
         // `second`: runs longer than one segmented send, a short last

@@ -1,0 +1,844 @@
+//! An in-memory network: nodes with addresses of their own, sockets bound
+//! on them, datagrams that cross seeded faults (loss, duplication,
+//! reordering, delay with jitter, MTU, rate, partitions) on tokio's clock,
+//! which a paused runtime turns into virtual time. Nothing touches the
+//! operating system's network.
+//!
+//! Invariants:
+//! - a socket is in `bindings` exactly while it is bound, under its node,
+//!   address and port;
+//! - a socket's `send_queued` is the charge of its datagrams that have not
+//!   departed yet, and never exceeds its send buffer by more than one
+//!   datagram (a datagram is admitted while the buffer is not full);
+//! - a socket's `queued` is the charge of its receive queue, likewise
+//!   bounded by its receive buffer;
+//! - `events` holds every departure and arrival not yet due, ordered by time
+//!   and then by the order they were made, so equal seeds and inputs give
+//!   equal runs.
+
+mod faults;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use self::faults::Rng;
+pub use self::faults::{Faults, Partition};
+use super::{DatagramSocket, Family, Network, ReceiveSlots, Received, SendOutcome, Transmit};
+
+/// What a queued datagram costs a simulated buffer beyond its payload, as
+/// a kernel's bookkeeping would.
+const DATAGRAM_OVERHEAD: usize = 256;
+/// A simulated socket's buffers until the guest sets them.
+const DEFAULT_BUFFER: usize = 212_992;
+/// The smallest buffer a simulated socket accepts.
+const MINIMUM_BUFFER: usize = 2048;
+/// The first port handed out for a bind to port 0.
+const FIRST_EPHEMERAL_PORT: u16 = 49_152;
+
+/// A simulated network, shared by every node (store) on it. Cloning gives
+/// another handle to the same network.
+#[derive(Clone)]
+pub struct SimNetwork {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+}
+
+type Handler = Box<dyn FnMut(&[u8], SocketAddr) -> Vec<Vec<u8>> + Send>;
+
+struct State {
+    rng: Rng,
+    start: Instant,
+    faults: Faults,
+    /// Faults between two networks, in the order given: the first pair
+    /// that matches a datagram's source and destination applies.
+    link_faults: Vec<(crate::policy::IpNet, crate::policy::IpNet, Faults)>,
+    partitions: Vec<Partition>,
+    nodes: Vec<Vec<IpAddr>>,
+    /// Per node, where the search for the next port to hand out starts:
+    /// ports go round, as a kernel's do, so a port just closed is not the
+    /// next one given.
+    next_port: Vec<u16>,
+    sockets: HashMap<u64, SockState>,
+    next_socket: u64,
+    /// (node, port) → the sockets bound to it, with their addresses.
+    bindings: HashMap<(usize, u16), Vec<(IpAddr, u64)>>,
+    endpoints: HashMap<SocketAddr, Handler>,
+    events: BTreeMap<(Instant, u64), Event>,
+    next_event: u64,
+    /// When each link (source, destination address) is free to send again.
+    link_free: HashMap<(IpAddr, IpAddr), Instant>,
+    stats: SimStats,
+}
+
+/// What happened to the datagrams that crossed the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SimStats {
+    /// Datagrams delivered to a socket or endpoint.
+    pub delivered: u64,
+    /// Dropped by the loss fault.
+    pub lost: u64,
+    /// Extra copies made by the duplication fault.
+    pub duplicated: u64,
+    /// Datagrams delayed past later ones by the reordering fault.
+    pub reordered: u64,
+    /// Dropped for being larger than the MTU.
+    pub too_large_for_mtu: u64,
+    /// Dropped because a partition separated the two ends.
+    pub partitioned: u64,
+    /// Dropped because the hop limit ran out.
+    pub hop_limit_exceeded: u64,
+    /// Dropped because the receiver's queue was full.
+    pub queue_full: u64,
+    /// Answered with port unreachable: no socket on the destination port.
+    pub port_unreachable: u64,
+    /// Dropped because no node has the destination address.
+    pub no_such_host: u64,
+}
+
+enum Event {
+    /// A datagram leaves its sender: its charge leaves the send buffer.
+    Depart { socket: u64, charge: usize },
+    /// A datagram reaches its destination.
+    Arrive(Packet),
+}
+
+struct Packet {
+    from_socket: Option<u64>,
+    source: SocketAddr,
+    destination: SocketAddr,
+    payload: Vec<u8>,
+}
+
+struct SockState {
+    node: usize,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    queue: VecDeque<(Vec<u8>, SocketAddr)>,
+    queued: usize,
+    receive_buffer: usize,
+    send_buffer: usize,
+    send_queued: usize,
+    hop_limit: u8,
+    /// An ICMP report for the next send or receive, as an errno.
+    error: Option<i32>,
+    /// Datagrams dropped because the queue was full, as `SO_RXQ_OVFL`
+    /// counts them.
+    drops: u32,
+    notify: Arc<Notify>,
+}
+
+impl SimNetwork {
+    /// An empty network whose faults draw on `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    rng: Rng::new(seed),
+                    start: Instant::now(),
+                    faults: Faults::none(),
+                    link_faults: Vec::new(),
+                    partitions: Vec::new(),
+                    nodes: Vec::new(),
+                    next_port: Vec::new(),
+                    sockets: HashMap::new(),
+                    next_socket: 0,
+                    bindings: HashMap::new(),
+                    endpoints: HashMap::new(),
+                    events: BTreeMap::new(),
+                    next_event: 0,
+                    link_free: HashMap::new(),
+                    stats: SimStats::default(),
+                }),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the faults every datagram crosses (unless a link has its own).
+    pub fn set_faults(&self, faults: Faults) -> &Self {
+        self.lock().faults = faults;
+        self
+    }
+
+    /// Sets the faults of datagrams from `a` to `b` and from `b` to `a`.
+    pub fn set_link_faults(
+        &self,
+        a: crate::policy::IpNet,
+        b: crate::policy::IpNet,
+        faults: Faults,
+    ) -> &Self {
+        self.lock().link_faults.push((a, b, faults));
+        self
+    }
+
+    /// Separates two networks for a while.
+    pub fn add_partition(&self, partition: Partition) -> &Self {
+        self.lock().partitions.push(partition);
+        self
+    }
+
+    /// A node with `addresses` (besides its own loopback), for one store:
+    /// its sockets may bind those addresses, and datagrams to them reach
+    /// it.
+    pub fn node(&self, addresses: impl IntoIterator<Item = IpAddr>) -> SimNode {
+        let mut state = self.lock();
+        state.nodes.push(addresses.into_iter().collect());
+        state.next_port.push(FIRST_EPHEMERAL_PORT);
+        SimNode {
+            network: self.clone(),
+            node: state.nodes.len() - 1,
+        }
+    }
+
+    /// Puts a host-side endpoint at `address`: each datagram that reaches
+    /// it is handed to `handler` with its source, and whatever the handler
+    /// returns goes back to that source, across the same faults. The
+    /// handler runs while the network is locked: it must not use it.
+    pub fn add_endpoint(
+        &self,
+        address: SocketAddr,
+        handler: impl FnMut(&[u8], SocketAddr) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> &Self {
+        self.lock().endpoints.insert(address, Box::new(handler));
+        self
+    }
+
+    /// What happened to the datagrams so far.
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats
+    }
+
+    /// The network's time since it was made.
+    pub fn elapsed(&self) -> Duration {
+        Instant::now().duration_since(self.lock().start)
+    }
+}
+
+impl fmt::Debug for SimNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("SimNetwork")
+            .field("faults", &state.faults)
+            .field("nodes", &state.nodes)
+            .field("sockets", &state.sockets.len())
+            .field("stats", &state.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One node of a [`SimNetwork`]: the [`Network`] a store's sockets are made
+/// on.
+#[derive(Clone, Debug)]
+pub struct SimNode {
+    network: SimNetwork,
+    node: usize,
+}
+
+impl SimNode {
+    /// The network this node is on.
+    pub fn network(&self) -> &SimNetwork {
+        &self.network
+    }
+}
+
+impl Network for SimNode {
+    fn socket(&self, _family: Family) -> io::Result<Box<dyn DatagramSocket>> {
+        let mut state = self.network.lock();
+        let id = state.next_socket;
+        state.next_socket += 1;
+        state.sockets.insert(
+            id,
+            SockState {
+                node: self.node,
+                local: None,
+                peer: None,
+                queue: VecDeque::new(),
+                queued: 0,
+                receive_buffer: DEFAULT_BUFFER,
+                send_buffer: DEFAULT_BUFFER,
+                send_queued: 0,
+                hop_limit: 64,
+                error: None,
+                drops: 0,
+                notify: Arc::new(Notify::new()),
+            },
+        );
+        Ok(Box::new(SimSocket {
+            network: self.network.clone(),
+            id,
+        }))
+    }
+
+    fn minimum_charge(&self) -> usize {
+        2 * MINIMUM_BUFFER
+    }
+
+    fn charge_for_size(&self, size: usize) -> usize {
+        size
+    }
+
+    fn size_for_charge(&self, charge: usize) -> usize {
+        charge
+    }
+}
+
+/// A socket on a [`SimNode`].
+struct SimSocket {
+    network: SimNetwork,
+    id: u64,
+}
+
+impl fmt::Debug for SimSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimSocket").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for SimSocket {
+    fn drop(&mut self) {
+        let mut state = self.network.lock();
+        if let Some(socket) = state.sockets.remove(&self.id)
+            && let Some(local) = socket.local
+        {
+            state.unbind(socket.node, local, self.id);
+        }
+    }
+}
+
+fn errno(code: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(code.raw_os_error())
+}
+
+impl State {
+    fn socket(&mut self, id: u64) -> io::Result<&mut SockState> {
+        self.sockets
+            .get_mut(&id)
+            .ok_or_else(|| errno(rustix::io::Errno::BADF))
+    }
+
+    fn unbind(&mut self, node: usize, local: SocketAddr, id: u64) {
+        if let Some(bound) = self.bindings.get_mut(&(node, local.port())) {
+            bound.retain(|(_, socket)| *socket != id);
+            if bound.is_empty() {
+                self.bindings.remove(&(node, local.port()));
+            }
+        }
+    }
+
+    /// Whether `node` may bind `ip`: its own addresses, loopback, the
+    /// unspecified address.
+    fn owns(&self, node: usize, ip: IpAddr) -> bool {
+        ip.is_unspecified() || ip.is_loopback() || self.nodes[node].contains(&ip)
+    }
+
+    /// The node `ip` belongs to, seen from `from`: loopback stays on the
+    /// node.
+    fn node_of(&self, from: usize, ip: IpAddr) -> Option<usize> {
+        if ip.is_loopback() {
+            return Some(from);
+        }
+        self.nodes
+            .iter()
+            .position(|addresses| addresses.contains(&ip))
+    }
+
+    fn port_taken(&self, node: usize, ip: IpAddr, port: u16) -> bool {
+        self.bindings.get(&(node, port)).is_some_and(|bound| {
+            bound.iter().any(|(other, _)| {
+                other.is_ipv4() == ip.is_ipv4()
+                    && (*other == ip || other.is_unspecified() || ip.is_unspecified())
+            })
+        })
+    }
+
+    fn bind(&mut self, id: u64, addr: SocketAddr) -> io::Result<()> {
+        let node = self.socket(id)?.node;
+        if let SocketAddr::V6(v6) = addr
+            && v6.ip().is_unicast_link_local()
+            && v6.scope_id() == 0
+        {
+            // The link a link-local address is on cannot be told.
+            return Err(errno(rustix::io::Errno::INVAL));
+        }
+        if !self.owns(node, addr.ip()) {
+            return Err(errno(rustix::io::Errno::ADDRNOTAVAIL));
+        }
+        let port = if addr.port() == 0 {
+            let start = self.next_port[node];
+            let count = u16::MAX - FIRST_EPHEMERAL_PORT + 1;
+            let port = (0..count)
+                .map(|i| FIRST_EPHEMERAL_PORT + (start - FIRST_EPHEMERAL_PORT + i) % count)
+                .find(|port| !self.port_taken(node, addr.ip(), *port))
+                .ok_or_else(|| errno(rustix::io::Errno::ADDRINUSE))?;
+            self.next_port[node] = if port == u16::MAX {
+                FIRST_EPHEMERAL_PORT
+            } else {
+                port + 1
+            };
+            port
+        } else if self.port_taken(node, addr.ip(), addr.port()) {
+            return Err(errno(rustix::io::Errno::ADDRINUSE));
+        } else {
+            addr.port()
+        };
+        let mut local = addr;
+        local.set_port(port);
+        self.bindings
+            .entry((node, port))
+            .or_default()
+            .push((addr.ip(), id));
+        self.socket(id)?.local = Some(local);
+        Ok(())
+    }
+
+    /// The socket bound for `destination` on `node`: the exact address, or
+    /// the family's unspecified one.
+    fn listener(&self, node: usize, destination: SocketAddr) -> Option<u64> {
+        let bound = self.bindings.get(&(node, destination.port()))?;
+        bound
+            .iter()
+            .find(|(ip, _)| *ip == destination.ip())
+            .or_else(|| {
+                bound.iter().find(|(ip, _)| {
+                    ip.is_unspecified() && ip.is_ipv4() == destination.ip().is_ipv4()
+                })
+            })
+            .map(|(_, id)| *id)
+    }
+
+    fn schedule(&mut self, at: Instant, event: Event) {
+        let order = self.next_event;
+        self.next_event += 1;
+        self.events.insert((at, order), event);
+    }
+
+    /// Runs every event due by `now`, in order.
+    fn advance(&mut self, now: Instant) {
+        while let Some(entry) = self.events.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((at, _), event) = entry.remove_entry();
+            match event {
+                Event::Depart { socket, charge } => {
+                    if let Some(socket) = self.sockets.get_mut(&socket) {
+                        socket.send_queued = socket.send_queued.saturating_sub(charge);
+                        socket.notify.notify_one();
+                    }
+                }
+                Event::Arrive(packet) => self.arrive(at, packet),
+            }
+        }
+    }
+
+    /// When the next event is due, if any.
+    fn next_due(&self) -> Option<Instant> {
+        self.events.keys().next().map(|(at, _)| *at)
+    }
+
+    /// `packet` reaches its destination at `now`.
+    fn arrive(&mut self, now: Instant, packet: Packet) {
+        let from_node = packet
+            .from_socket
+            .and_then(|id| self.sockets.get(&id))
+            .map(|socket| socket.node);
+        if let Some(handler) = self.endpoints.get_mut(&packet.destination) {
+            self.stats.delivered += 1;
+            let replies = handler(&packet.payload, packet.source);
+            for reply in replies {
+                self.transmit(now, None, packet.destination, packet.source, reply, 64);
+            }
+            return;
+        }
+        let Some(node) = self.node_of(from_node.unwrap_or(0), packet.destination.ip()) else {
+            self.stats.no_such_host += 1;
+            return;
+        };
+        let Some(id) = self.listener(node, packet.destination) else {
+            self.stats.port_unreachable += 1;
+            // ICMP port unreachable: reported to a sender connected to this
+            // destination, as Linux does; ignored otherwise.
+            if let Some(sender) = packet.from_socket.and_then(|id| self.sockets.get_mut(&id))
+                && sender
+                    .peer
+                    .is_some_and(|peer| crate::peers::same_peer(peer, packet.destination))
+            {
+                sender.error = Some(rustix::io::Errno::CONNREFUSED.raw_os_error());
+                sender.notify.notify_one();
+            }
+            return;
+        };
+        let Some(socket) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        // A connected socket hears only its peer.
+        if socket
+            .peer
+            .is_some_and(|peer| !crate::peers::same_peer(peer, packet.source))
+        {
+            return;
+        }
+        let charge = packet.payload.len() + DATAGRAM_OVERHEAD;
+        if socket.queued > socket.receive_buffer {
+            self.stats.queue_full += 1;
+            socket.drops = socket.drops.wrapping_add(1);
+            return;
+        }
+        socket.queued += charge;
+        socket.queue.push_back((packet.payload, packet.source));
+        socket.notify.notify_one();
+        self.stats.delivered += 1;
+    }
+
+    /// Sends one datagram from `source` (a socket's address, or an
+    /// endpoint's) across the faults; `from` is the sending socket, whose
+    /// send buffer holds it until it departs.
+    fn transmit(
+        &mut self,
+        now: Instant,
+        from: Option<u64>,
+        source: SocketAddr,
+        destination: SocketAddr,
+        payload: Vec<u8>,
+        hop_limit: u8,
+    ) {
+        let faults = self
+            .link_faults
+            .iter()
+            .find(|(a, b, _)| {
+                (a.contains(source.ip()) && b.contains(destination.ip()))
+                    || (b.contains(source.ip()) && a.contains(destination.ip()))
+            })
+            .map_or(self.faults, |(_, _, faults)| *faults);
+        let link = (source.ip(), destination.ip());
+        let free = self.link_free.get(&link).copied().unwrap_or(now).max(now);
+        let depart = free;
+        self.link_free
+            .insert(link, depart + faults.serialization(payload.len()));
+        let charge = payload.len() + DATAGRAM_OVERHEAD;
+        if let Some(id) = from {
+            self.schedule(depart, Event::Depart { socket: id, charge });
+        }
+        let since_start = depart.duration_since(self.start);
+        if self
+            .partitions
+            .iter()
+            .any(|p| p.separates(source.ip(), destination.ip(), since_start))
+        {
+            self.stats.partitioned += 1;
+            return;
+        }
+        let header = if destination.is_ipv4() { 28 } else { 48 };
+        if faults.mtu.is_some_and(|mtu| payload.len() + header > mtu) {
+            self.stats.too_large_for_mtu += 1;
+            return;
+        }
+        if hop_limit < faults.hops {
+            self.stats.hop_limit_exceeded += 1;
+            return;
+        }
+        if self.rng.chance(faults.loss) {
+            self.stats.lost += 1;
+            return;
+        }
+        let copies = if self.rng.chance(faults.duplicate) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let mut delay = faults.delay_for(&mut self.rng);
+            if self.rng.chance(faults.reorder) {
+                self.stats.reordered += 1;
+                delay += faults.reorder_extra(&mut self.rng);
+            }
+            let packet = Packet {
+                from_socket: from,
+                source,
+                destination,
+                payload: payload.clone(),
+            };
+            self.schedule(depart + delay, Event::Arrive(packet));
+        }
+    }
+
+    /// The address datagrams from socket `id` carry as their source when
+    /// sent to `destination`.
+    fn source_for(&self, id: u64, destination: SocketAddr) -> io::Result<SocketAddr> {
+        let socket = self
+            .sockets
+            .get(&id)
+            .ok_or_else(|| errno(rustix::io::Errno::BADF))?;
+        let local = socket
+            .local
+            .ok_or_else(|| errno(rustix::io::Errno::DESTADDRREQ))?;
+        if !local.ip().is_unspecified() {
+            return Ok(local);
+        }
+        let ip = if destination.ip().is_loopback() {
+            match destination.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            }
+        } else {
+            *self.nodes[socket.node]
+                .iter()
+                .find(|ip| ip.is_ipv4() == destination.is_ipv4())
+                .ok_or_else(|| errno(rustix::io::Errno::NETUNREACH))?
+        };
+        Ok(SocketAddr::new(ip, local.port()))
+    }
+}
+
+type Ready<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+impl SimSocket {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut state = self.network.lock();
+        state.advance(Instant::now());
+        state
+    }
+
+    fn notify(&self) -> Option<Arc<Notify>> {
+        self.network
+            .lock()
+            .sockets
+            .get(&self.id)
+            .map(|socket| socket.notify.clone())
+    }
+
+    /// Waits until `ready` holds, on the network's clock.
+    async fn wait_until(&self, ready: impl Fn(&SockState) -> bool) {
+        let Some(notify) = self.notify() else {
+            return;
+        };
+        loop {
+            let next = {
+                let state = self.lock();
+                match state.sockets.get(&self.id) {
+                    Some(socket) if !ready(socket) => state.next_due(),
+                    _ => return,
+                }
+            };
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        () = notify.notified() => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notify.notified().await,
+            }
+        }
+    }
+}
+
+impl DatagramSocket for SimSocket {
+    fn bind(&self, addr: SocketAddr) -> io::Result<()> {
+        self.lock().bind(self.id, addr)
+    }
+
+    fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        socket.peer = Some(peer);
+        // Datagrams from others queued before stay (the provider drops
+        // them, as it must with a kernel that keeps them too).
+        Ok(())
+    }
+
+    fn disconnect(&self) -> io::Result<()> {
+        self.lock().socket(self.id)?.peer = None;
+        Ok(())
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.lock()
+            .socket(self.id)?
+            .local
+            .ok_or_else(|| errno(rustix::io::Errno::INVAL))
+    }
+
+    fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut sent = 0;
+        for transmit in batch {
+            let outcome = |error| SendOutcome {
+                sent,
+                error: Some(error),
+                buffer_full: false,
+            };
+            let Ok(socket) = state.socket(self.id) else {
+                return outcome(errno(rustix::io::Errno::BADF));
+            };
+            if let Some(code) = socket.error.take() {
+                return outcome(io::Error::from_raw_os_error(code));
+            }
+            let Some(destination) = transmit.destination.or(socket.peer) else {
+                return outcome(errno(rustix::io::Errno::DESTADDRREQ));
+            };
+            let largest = if destination.is_ipv4() {
+                65_507
+            } else {
+                65_527
+            };
+            if transmit.payload.len() > largest {
+                return outcome(errno(rustix::io::Errno::MSGSIZE));
+            }
+            if socket.send_queued >= socket.send_buffer {
+                return SendOutcome {
+                    sent,
+                    error: None,
+                    buffer_full: true,
+                };
+            }
+            socket.send_queued += transmit.payload.len() + DATAGRAM_OVERHEAD;
+            let hop_limit = socket.hop_limit;
+            let source = match state.source_for(self.id, destination) {
+                Ok(source) => source,
+                Err(error) => return outcome(error),
+            };
+            state.transmit(
+                now,
+                Some(self.id),
+                source,
+                destination,
+                transmit.payload.to_vec(),
+                hop_limit,
+            );
+            // What is due now (no delay, a free link) happens now.
+            state.advance(now);
+            sent += 1;
+        }
+        SendOutcome {
+            sent,
+            error: None,
+            buffer_full: false,
+        }
+    }
+
+    fn try_receive_batch(
+        &self,
+        slots: &mut ReceiveSlots,
+        max: usize,
+        landed: &mut Vec<Received>,
+    ) -> io::Result<()> {
+        landed.clear();
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        let max = max.min(slots.count());
+        if socket.queue.is_empty()
+            && let Some(code) = socket.error.take()
+        {
+            return Err(io::Error::from_raw_os_error(code));
+        }
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some((payload, source)) = socket.queue.pop_front() else {
+                break;
+            };
+            socket.queued = socket
+                .queued
+                .saturating_sub(payload.len() + DATAGRAM_OVERHEAD);
+            taken.push((payload, source));
+        }
+        if socket.drops > 0 {
+            slots.note_kernel_drops(socket.drops);
+        }
+        drop(state);
+        for (slot, ((payload, source), buffer)) in
+            taken.iter().zip(slots.slots_mut(taken.len())).enumerate()
+        {
+            buffer[..payload.len()].copy_from_slice(payload);
+            landed.push(Received {
+                slot,
+                len: payload.len(),
+                source: *source,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_ready(&self) -> Ready<'_> {
+        Box::pin(
+            self.wait_until(|socket| {
+                socket.send_queued < socket.send_buffer || socket.error.is_some()
+            }),
+        )
+    }
+
+    fn receive_ready(&self) -> Ready<'_> {
+        Box::pin(self.wait_until(|socket| !socket.queue.is_empty() || socket.error.is_some()))
+    }
+
+    fn writable_now(&self) -> bool {
+        self.lock()
+            .sockets
+            .get(&self.id)
+            .is_none_or(|socket| socket.send_queued < socket.send_buffer)
+    }
+
+    fn send_capacity(&self, payload_len: usize) -> usize {
+        self.lock().sockets.get(&self.id).map_or(1, |socket| {
+            socket.send_buffer.saturating_sub(socket.send_queued)
+                / (payload_len + DATAGRAM_OVERHEAD)
+        })
+    }
+
+    fn hop_limit(&self) -> io::Result<u8> {
+        Ok(self.lock().socket(self.id)?.hop_limit)
+    }
+
+    fn set_hop_limit(&self, value: u8) -> io::Result<()> {
+        self.lock().socket(self.id)?.hop_limit = value;
+        Ok(())
+    }
+
+    fn receive_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.lock().socket(self.id)?.receive_buffer)
+    }
+
+    fn set_receive_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.lock().socket(self.id)?.receive_buffer = size.max(MINIMUM_BUFFER);
+        Ok(())
+    }
+
+    fn send_buffer_size(&self) -> io::Result<usize> {
+        Ok(self.lock().socket(self.id)?.send_buffer)
+    }
+
+    fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        socket.send_buffer = size.max(MINIMUM_BUFFER);
+        socket.notify.notify_one();
+        Ok(())
+    }
+
+    fn buffer_charges(&self) -> io::Result<(usize, usize)> {
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        Ok((socket.receive_buffer, socket.send_buffer))
+    }
+}
