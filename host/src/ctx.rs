@@ -50,6 +50,8 @@ pub(crate) struct StoreShared {
     pub(crate) descriptors: StoreDescriptors,
     /// Where its sockets come from.
     pub(crate) network: Arc<dyn Network>,
+    /// Each socket's counters.
+    pub(crate) sockets: crate::stats::SocketRegistry,
 }
 
 impl UdpCtx {
@@ -61,6 +63,12 @@ impl UdpCtx {
     /// Counters of what the guests of this store have done so far.
     pub fn stats(&self) -> UdpStatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// Each socket's counters: the last [`RETIRED_SOCKETS`](crate::RETIRED_SOCKETS)
+    /// closed ones, then the open ones, each group in the order created.
+    pub fn socket_stats(&self) -> Vec<crate::SocketStatsSnapshot> {
+        self.shared.sockets.snapshot()
     }
 
     /// The limits this store runs under.
@@ -329,6 +337,7 @@ impl UdpCtxBuilder {
                     .unwrap_or_else(DescriptorBudget::process)
                     .join(),
                 network: self.network.clone().unwrap_or_else(|| Arc::new(OsNetwork)),
+                sockets: crate::stats::SocketRegistry::default(),
                 stats: UdpStats::default(),
                 buffers: BufferBudget::new(limits.max_store_buffers),
                 send_bucket: limits

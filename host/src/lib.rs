@@ -138,6 +138,7 @@ mod peers;
 mod policy;
 mod report;
 mod socket;
+mod stats;
 mod streams;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -163,6 +164,7 @@ pub use crate::policy::{
 };
 pub use crate::report::Hints;
 pub use crate::socket::UdpSocket;
+pub use crate::stats::{RETIRED_SOCKETS, SocketStatsSnapshot};
 pub use crate::streams::{IncomingDatagramStream, OutgoingDatagramStream};
 
 /// The `wasi:sockets` version this crate implements.

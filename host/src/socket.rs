@@ -58,6 +58,10 @@ pub(crate) struct SocketCore {
     pub(crate) kernel_drops_seen: std::sync::atomic::AtomicU32,
     /// Peers whose datagrams are replies: see the module invariants.
     reply_peers: Mutex<ReplyPeers>,
+    /// This socket's counters.
+    pub(crate) stats: Arc<crate::stats::SocketStats>,
+    /// Where this socket's log lines belong, with the guest's handle.
+    pub(crate) span: tracing::Span,
     _slot: SocketSlot,
 }
 
@@ -66,6 +70,7 @@ impl Drop for SocketCore {
         self.shared
             .buffers
             .release(self.buffers_charged.load(Ordering::Relaxed));
+        self.shared.sockets.close(&self.stats);
     }
 }
 
@@ -115,7 +120,16 @@ impl SocketCore {
         addr: SocketAddr,
         denial: &Denial,
     ) -> UdpError {
+        crate::stats::SocketStats::add(&self.stats.denied, 1);
         refuse(&self.shared, socket_use, addr, denial)
+    }
+
+    /// Counts `error` against this socket, if it is an error code.
+    pub(crate) fn note(&self, error: UdpError) -> UdpError {
+        if let UdpError::Code(code) = &error {
+            self.stats.error(*code);
+        }
+        error
     }
 }
 
@@ -204,6 +218,8 @@ impl UdpSocket {
             UdpError::from(code)
         })?;
         let charged = charge_new_socket(io.as_ref(), shared, slot.live())?;
+        let stats = shared.sockets.open(family);
+        let span = tracing::debug_span!("udp_socket", handle = tracing::field::Empty);
         Ok(Self {
             core: Arc::new(SocketCore {
                 io,
@@ -215,6 +231,8 @@ impl UdpSocket {
                 buffers_charged: AtomicUsize::new(charged),
                 kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
                 reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
+                stats,
+                span,
                 _slot: slot,
             }),
             state: BindState::Unbound,
@@ -226,6 +244,18 @@ impl UdpSocket {
     /// The family the socket was created with.
     pub fn family(&self) -> Family {
         self.core.family
+    }
+
+    /// Records the guest's handle for the socket, for its counters and its
+    /// log lines.
+    pub(crate) fn set_handle(&self, handle: u32) {
+        self.core.stats.handle.store(handle, Ordering::Relaxed);
+        self.core.span.record("handle", handle);
+    }
+
+    /// Counts `error` against this socket, if it is an error code.
+    pub(crate) fn note(&self, error: UdpError) -> UdpError {
+        self.core.note(error)
     }
 
     /// `start-bind`, first step: the checks that need no policy, then the
@@ -268,6 +298,7 @@ impl UdpSocket {
         match self.state {
             BindState::BindStarted => {
                 self.state = BindState::Bound;
+                self.core.stats.set_local(self.core.io.local_addr().ok());
                 Ok(())
             }
             // WIT: "not-in-progress: A bind operation is not in progress."
@@ -331,6 +362,7 @@ impl UdpSocket {
             self.core.reply_peers().note(peer.addr);
             connected = Some(peer);
         }
+        self.core.stats.set_remote(self.remote);
         self.streams_lease = Arc::new(());
         Ok(StreamParts {
             core: self.core.clone(),
@@ -702,4 +734,148 @@ pub(crate) fn validate_remote(family: Family, remote: &SocketAddr) -> UdpResult<
 
 fn is_ipv4_mapped(addr: &SocketAddrV6) -> bool {
     addr.ip().to_ipv4_mapped().is_some()
+}
+
+/// The state machine on the simulated network, without a guest.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::{ReceiveSlots, Transmit};
+    use crate::streams::{IncomingDatagramStream, OutgoingDatagramStream};
+    use crate::{Faults, SimNetwork, SimNode, UdpCtx};
+
+    /// A store on `node` with `rules`.
+    fn ctx(node: &SimNode, rules: &[&str]) -> UdpCtx {
+        let mut builder = UdpCtx::builder();
+        for rule in rules {
+            builder.allow(rule.parse().expect("rule"));
+        }
+        builder.network(Arc::new(node.clone())).build()
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    async fn bound(ctx: &UdpCtx, local: &str) -> UdpSocket {
+        let mut socket =
+            UdpSocket::create(Family::Ipv4, &ctx.shared, &ctx.live_sockets).expect("socket");
+        let question = socket.prepare_bind(addr(local)).expect("bind checks");
+        let approved = question.approve_bind().await.expect("allowed");
+        socket.start_bind(approved).expect("bind");
+        socket.finish_bind().expect("finish");
+        socket
+    }
+
+    async fn connect(
+        socket: &mut UdpSocket,
+        peer: Option<&str>,
+    ) -> UdpResult<(IncomingDatagramStream, OutgoingDatagramStream)> {
+        let approved = match socket.prepare_stream(peer.map(addr))? {
+            Some(question) => Some(question.approve_connect().await?),
+            None => None,
+        };
+        let parts = socket.stream(approved)?;
+        Ok((
+            IncomingDatagramStream::new(&parts),
+            OutgoingDatagramStream::new(&parts),
+        ))
+    }
+
+    fn code(result: UdpResult<impl Sized>) -> Option<Code> {
+        match result {
+            Err(UdpError::Code(code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connecting_needs_send_as_well_as_connect() {
+        let node = SimNetwork::new(1).node([]);
+        let only_connect = ctx(&node, &["bind:127.0.0.1", "connect,receive:127.0.0.1"]);
+        let mut socket = bound(&only_connect, "127.0.0.1:0").await;
+        let refused = connect(&mut socket, Some("127.0.0.1:9")).await;
+        assert_eq!(code(refused), Some(Code::AccessDenied));
+        assert_eq!(only_connect.stats().denied, 1);
+
+        let with_send = ctx(&node, &["bind:127.0.0.1", "connect,send:127.0.0.1"]);
+        let mut socket = bound(&with_send, "127.0.0.1:0").await;
+        assert!(connect(&mut socket, Some("127.0.0.1:9")).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_to_a_send_are_admitted_and_strangers_dropped() {
+        // Two stores on one node share its loopback.
+        let node = SimNetwork::new(1).node([]);
+        let client = ctx(&node, &["bind:127.0.0.1", "send:127.0.0.1:53"]);
+        let server = ctx(&node, &["127.0.0.1"]);
+        let mut server_socket = bound(&server, "127.0.0.1:53").await;
+        let (_, server_out) = connect(&mut server_socket, None).await.expect("streams");
+        let stranger = bound(&server, "127.0.0.1:0").await;
+        let mut stranger_socket = stranger;
+        let (_, stranger_out) = connect(&mut stranger_socket, None).await.expect("streams");
+
+        let mut client_socket = bound(&client, "127.0.0.1:0").await;
+        let client_addr = client_socket.local_address().expect("address");
+        let (client_in, mut client_out) = connect(&mut client_socket, None).await.expect("streams");
+        let send = |out: &mut OutgoingDatagramStream, to: SocketAddr| {
+            out.check_send().expect("check-send");
+            out.send(
+                [Transmit {
+                    destination: Some(to),
+                    payload: b"x",
+                }]
+                .into_iter(),
+            )
+            .expect("send")
+        };
+        assert_eq!(send(&mut client_out, addr("127.0.0.1:53")), 1);
+        let (mut server_out, mut stranger_out) = (server_out, stranger_out);
+        send(&mut server_out, client_addr);
+        send(&mut stranger_out, client_addr);
+        let mut slots = ReceiveSlots::new(4);
+        let received = client_in.receive(4, &mut slots).expect("receive");
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].source, addr("127.0.0.1:53"));
+        assert_eq!(client.stats().dropped_not_admitted, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_send_says_0_on_a_full_buffer_and_the_pollable_wakes_in_time() {
+        use wasmtime_wasi_io::poll::Pollable as _;
+        let network = SimNetwork::new(1);
+        network.set_faults(Faults::none().rate(100));
+        let store = ctx(&network.node([]), &["127.0.0.1"]);
+        let peer = bound(&store, "127.0.0.1:0").await;
+        let peer_addr = peer.local_address().expect("address").to_string();
+        let mut socket = bound(&store, "127.0.0.1:0").await;
+        socket.set_send_buffer_size(2048).expect("size");
+        let (_, mut out) = connect(&mut socket, Some(&peer_addr))
+            .await
+            .expect("streams");
+        let payload = [0u8; 512];
+        let mut zero_at = None;
+        for _ in 0..20 {
+            let permitted = out.check_send().expect("check-send");
+            if permitted == 0 {
+                zero_at = Some(tokio::time::Instant::now());
+                break;
+            }
+            let batch = (0..permitted).map(|_| Transmit {
+                destination: None,
+                payload: &payload,
+            });
+            out.send(batch.collect::<Vec<_>>().into_iter())
+                .expect("send");
+        }
+        let zero_at = zero_at.expect("check-send said 0");
+        let mut readiness = out.readiness();
+        readiness.ready().await;
+        // One datagram departs every 10 ms on this link.
+        assert!(zero_at.elapsed() <= Duration::from_millis(10));
+        assert!(out.check_send().expect("check-send") >= 1);
+    }
 }

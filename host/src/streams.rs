@@ -23,6 +23,7 @@ use crate::peers::same_peer;
 use crate::policy::{Denial, SocketUse};
 use crate::report::{DropCause, Limit, Topic};
 use crate::socket::{ConnectedPeer, SocketCore, StreamParts, validate_remote};
+use crate::stats::SocketStats;
 
 /// How many datagrams from unwanted sources one `receive` call may discard
 /// before it returns, so a flood of them cannot keep the guest's call busy.
@@ -88,6 +89,7 @@ impl IncomingDatagramStream {
         max: usize,
         slots: &mut ReceiveSlots,
     ) -> UdpResult<Vec<ReceivedDatagram>> {
+        let _in_socket = self.core.span.enter();
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -107,6 +109,15 @@ impl IncomingDatagramStream {
         UdpStats::add(
             &self.core.shared.stats.datagrams_received,
             batch.received.len() as u64,
+        );
+        let socket_stats = &self.core.stats;
+        SocketStats::add(
+            &socket_stats.datagrams_received,
+            batch.received.len() as u64,
+        );
+        SocketStats::add(
+            &socket_stats.bytes_received,
+            batch.received.iter().map(|d| d.data.len() as u64).sum(),
         );
         for dropped in &batch.dropped {
             self.report_drop(dropped);
@@ -173,6 +184,7 @@ impl IncomingDatagramStream {
         }
         let shared = &self.core.shared;
         UdpStats::add(&shared.stats.dropped_kernel_queue, new);
+        self.core.stats.dropped(DropCause::KernelQueue, new);
         shared.reporter.report(
             Topic::Dropped(DropCause::KernelQueue),
             self.core.io.local_addr().ok(),
@@ -206,6 +218,9 @@ impl IncomingDatagramStream {
             DropCause::KernelQueue => &stats.dropped_kernel_queue,
         };
         UdpStats::add(counter, dropped.count);
+        self.core
+            .stats
+            .dropped(dropped.refusal.cause, dropped.count);
         let hints = shared.reporter.hints();
         let topic = Topic::Dropped(dropped.refusal.cause);
         shared
@@ -259,6 +274,11 @@ impl IncomingDatagramStream {
                     ),
                 }
             });
+    }
+
+    /// Counts `error` against the stream's socket, if it is an error code.
+    pub(crate) fn note(&self, error: UdpError) -> UdpError {
+        self.core.note(error)
     }
 
     /// The object a `subscribe` pollable waits on.
@@ -398,9 +418,11 @@ impl OutgoingDatagramStream {
     /// sent as fit the room the kernel promises when it reports a socket
     /// writable, at most the store's `max_send_batch`.
     pub(crate) fn check_send(&mut self) -> UdpResult<u64> {
+        let core = self.core.clone();
+        let _in_socket = core.span.enter();
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
             if !self.core.io.writable_now() {
-                self.permit = Some(0);
+                self.note_permit(0);
                 return Ok(0);
             }
             self.core.send_buffer_full.store(false, Ordering::Relaxed);
@@ -421,8 +443,17 @@ impl OutgoingDatagramStream {
             }
             permitted = permitted.min(tokens);
         }
-        self.permit = Some(permitted);
+        self.note_permit(permitted);
         Ok(permitted)
+    }
+
+    fn note_permit(&mut self, permitted: u64) {
+        self.permit = Some(permitted);
+        let stats = &self.core.stats;
+        if permitted == 0 {
+            SocketStats::add(&stats.zero_permits, 1);
+        }
+        SocketStats::add(&stats.permits_granted, permitted);
     }
 
     fn report_rate_stall(&self) {
@@ -454,6 +485,8 @@ impl OutgoingDatagramStream {
         &mut self,
         datagrams: impl ExactSizeIterator<Item = Transmit<'a>>,
     ) -> UdpResult<u64> {
+        let core = self.core.clone();
+        let _in_socket = core.span.enter();
         // WIT: "Each call to send must be permitted by a preceding check-send.
         // Implementations must trap if either check-send was not called or
         // datagrams contains more items than check-send permitted." A permit
@@ -534,6 +567,14 @@ impl OutgoingDatagramStream {
             bucket.consume(outcome.sent as u64, bytes);
         }
         UdpStats::add(&self.core.shared.stats.datagrams_sent, outcome.sent as u64);
+        SocketStats::add(&self.core.stats.datagrams_sent, outcome.sent as u64);
+        SocketStats::add(
+            &self.core.stats.bytes_sent,
+            transmits[..outcome.sent]
+                .iter()
+                .map(|t| t.payload.len() as u64)
+                .sum(),
+        );
         if outcome.sent > 0 {
             // WIT: "If at least one datagram has been sent successfully, this
             // function never returns an error." An ICMP report the kernel
@@ -611,6 +652,11 @@ impl OutgoingDatagramStream {
                 });
         }
         Err(Code::DatagramTooLarge.into())
+    }
+
+    /// Counts `error` against the stream's socket, if it is an error code.
+    pub(crate) fn note(&self, error: UdpError) -> UdpError {
+        self.core.note(error)
     }
 
     /// The object a `subscribe` pollable waits on.

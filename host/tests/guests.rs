@@ -544,3 +544,15 @@ fn cli_probe() {
     let outcome = run_with_args("cli_probe", test_udp_ctx().build(), &["localhost"]);
     assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
 }
+
+/// On the kernel's loopback nothing is lost; `crates/cli/tests` runs it on
+/// the simulated network.
+#[test]
+fn sim_traffic() {
+    let outcome = run_with_args("sim_traffic", test_udp_ctx().build(), &["50"]);
+    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
+    assert!(
+        outcome.stdout.starts_with("sent 50 received 50\n"),
+        "{outcome:?}"
+    );
+}

@@ -108,6 +108,55 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Names")]
     pub hosts_file: Option<PathBuf>,
 
+    /// Run on the operating system's network (kernel, the default) or on a
+    /// simulated one in memory (sim), with virtual time
+    #[arg(long, value_name = "NETWORK", default_value = "kernel", value_parser = ["kernel", "sim"], help_heading = "Network")]
+    pub network: String,
+
+    /// The seed of the simulated network's faults
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Network")]
+    pub seed: u64,
+
+    /// Simulated: the chance that a datagram is lost (0 to 1)
+    #[arg(long, value_name = "P", value_parser = parse_chance, help_heading = "Network")]
+    pub loss: Option<f64>,
+
+    /// Simulated: the chance that a datagram arrives twice
+    #[arg(long, value_name = "P", value_parser = parse_chance, help_heading = "Network")]
+    pub duplicate: Option<f64>,
+
+    /// Simulated: the chance that a datagram is held back behind later ones
+    #[arg(long, value_name = "P", value_parser = parse_chance, help_heading = "Network")]
+    pub reorder: Option<f64>,
+
+    /// Simulated: each datagram's delay in milliseconds, or a range drawn
+    /// from evenly (e.g. 5..50)
+    #[arg(long, value_name = "MS[..MS]", value_parser = parse_delay, help_heading = "Network")]
+    pub delay: Option<(Duration, Duration)>,
+
+    /// Simulated: the largest packet (payload and headers); larger ones are
+    /// dropped
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help_heading = "Network")]
+    pub mtu: Option<u64>,
+
+    /// Simulated: most datagrams per second on each link
+    #[arg(long, value_name = "N", value_parser = positive, help_heading = "Network")]
+    pub rate: Option<u64>,
+
+    /// Simulated: a host-side echo server at ADDR:PORT (repeatable)
+    #[arg(long = "sim-echo", value_name = "ADDR:PORT", help_heading = "Network")]
+    pub sim_echo: Vec<std::net::SocketAddr>,
+
+    /// Write every datagram the guest sends and receives to FILE (pcap, raw
+    /// IP; open it with tshark or Wireshark)
+    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    pub pcap: Option<PathBuf>,
+
+    /// Print a table of every socket's counters on stderr when the guest
+    /// exits
+    #[arg(long, help_heading = "Network")]
+    pub stats: bool,
+
     /// Give the guest the host directory HOST, as GUEST (default: HOST)
     /// (repeatable)
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir, help_heading = "Guest environment")]
@@ -243,6 +292,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A probability, from 0 to 1.
+fn parse_chance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{text}`: expected a chance from 0 to 1, e.g. 0.2")),
+    }
+}
+
+/// `MS` or `MS..MS`, in milliseconds.
+fn parse_delay(text: &str) -> Result<(Duration, Duration), String> {
+    let millis = |part: &str| {
+        part.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|ms| *ms >= 0.0 && ms.is_finite())
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .ok_or_else(|| format!("`{text}`: expected milliseconds, e.g. 20 or 5..50"))
+    };
+    match text.split_once("..") {
+        Some((low, high)) => {
+            let (low, high) = (millis(low)?, millis(high)?);
+            if low > high {
+                return Err(format!("`{text}`: the range is empty"));
+            }
+            Ok((low, high))
+        }
+        None => {
+            let delay = millis(text)?;
+            Ok((delay, delay))
+        }
+    }
+}
+
 /// `HOST[::GUEST]`, as `wasmtime run --dir` takes it.
 fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
     let (host, guest) = match text.split_once("::") {
@@ -328,5 +410,16 @@ mod tests {
         );
         assert_eq!(parse_dir("."), Ok((PathBuf::from("."), ".".to_owned())));
         assert_eq!(parse_env("HOME"), Ok(("HOME".to_owned(), None)));
+        assert_eq!(
+            parse_delay("5..50"),
+            Ok((Duration::from_millis(5), Duration::from_millis(50)))
+        );
+        assert_eq!(
+            parse_delay("20"),
+            Ok((Duration::from_millis(20), Duration::from_millis(20)))
+        );
+        assert!(parse_delay("50..5").is_err());
+        assert_eq!(parse_chance("0.2"), Ok(0.2));
+        assert!(parse_chance("1.5").is_err());
     }
 }

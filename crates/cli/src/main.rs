@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod args;
+mod network;
 mod settings;
 
 use args::Args;
@@ -175,6 +176,12 @@ fn engine(args: &Args) -> Result<Engine, Failure> {
 fn wasi_ctx(args: &Args, program: &str) -> Result<WasiCtx, Failure> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio().arg(program);
+    if network::simulated(args) {
+        // The guest's clocks run on the simulated network's time.
+        let start = tokio::time::Instant::now();
+        wasi.monotonic_clock(network::VirtualMonotonic(start))
+            .wall_clock(network::VirtualWall(start));
+    }
     for arg in args.guest_args() {
         let arg = arg.to_str().ok_or_else(|| {
             Failure::Input(format!("the guest argument {arg:?} is not valid UTF-8"))
@@ -217,9 +224,11 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let run_network = network::build(args)
+        .map_err(|e| Failure::Input(format!("--pcap: cannot write the capture: {e}")))?;
     let guest = Guest {
         wasi: wasi_ctx(args, &program)?,
-        udp: settings.udp_ctx(),
+        udp: settings.udp_ctx(run_network.network.clone()),
         table: ResourceTable::new(),
         memory: MemoryLimit {
             max: args
@@ -270,6 +279,14 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
         signal = signals.next() => Err(signal),
     };
     stop_ticking.store(true, Ordering::Relaxed);
+    if args.stats {
+        network::print_stats(&store.data().udp.socket_stats(), run_network.sim.as_ref());
+    }
+    if let Some(capture) = &run_network.capture
+        && let Err(error) = capture.flush()
+    {
+        eprintln!("wasi-udp: --pcap: {error}");
+    }
     outcome
 }
 
@@ -368,11 +385,20 @@ fn main() -> ExitCode {
         eprintln!("wasi-udp: missing the component to run (see --help)");
         return ExitCode::from(EXIT_USAGE);
     };
+    if let Some(flag) = network::misplaced_flag(&args) {
+        eprintln!("wasi-udp: {flag} shapes the simulated network: add --network sim");
+        return ExitCode::from(EXIT_USAGE);
+    }
     init_logging(args.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
+    runtime.enable_all();
+    if network::simulated(&args) {
+        // Virtual time: whenever everything waits, the clock jumps to the
+        // next deadline, so simulated delays cost no real time and a run
+        // is the same every time.
+        runtime.start_paused(true);
+    }
+    let runtime = match runtime.build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("wasi-udp: cannot start the async runtime: {error}");

@@ -309,8 +309,9 @@ impl Settings {
 
     /// The UDP context for the guest: the rules, with warnings that name
     /// the flags that would grant a refused operation or raise a limit.
-    pub fn udp_ctx(&self) -> UdpCtx {
+    pub fn udp_ctx(&self, network: std::sync::Arc<dyn wasi_udp_host::Network>) -> UdpCtx {
         UdpCtx::builder()
+            .network(network)
             .limits(self.limits)
             .rules(&self.rules)
             .hints(Hints::CliFlags)

@@ -31,7 +31,7 @@ use std::pin::Pin;
 pub type Ready<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Where a store's sockets come from: the operating system's network
-/// ([`OsNetwork`], the default) or a simulated one
+/// ([`OsNetwork`](crate::OsNetwork), the default) or a simulated one
 /// ([`SimNode`](crate::SimNode)). Everything it knows about buffers,
 /// errnos and time stays below this line.
 pub trait Network: Send + Sync + fmt::Debug + 'static {

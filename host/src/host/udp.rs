@@ -44,15 +44,18 @@ impl HostUdpSocket for UdpCtxView<'_> {
         Resource<IncomingDatagramStream>,
         Resource<OutgoingDatagramStream>,
     )> {
-        let question = self
-            .table
-            .get(&this)?
-            .prepare_stream(remote_address.map(to_std))?;
+        let socket = self.table.get(&this)?;
+        let question = socket
+            .prepare_stream(remote_address.map(to_std))
+            .map_err(|e| socket.note(e))?;
         let approved = match question {
-            Some(question) => Some(question.approve_connect().await?),
-            None => None,
+            Some(question) => question.approve_connect().await.map(Some),
+            None => Ok(None),
         };
-        let parts = self.table.get_mut(&this)?.stream(approved)?;
+        let socket = self.table.get_mut(&this)?;
+        let parts = approved
+            .and_then(|approved| socket.stream(approved))
+            .map_err(|e| socket.note(e))?;
         // Streams are not table children of the socket: the WIT lets the
         // socket be dropped first, and they keep working until dropped.
         let incoming = self.table.push(IncomingDatagramStream::new(&parts))?;
@@ -61,11 +64,19 @@ impl HostUdpSocket for UdpCtxView<'_> {
     }
 
     fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        Ok(self.table.get(&this)?.local_address().map(to_wit)?)
+        let socket = self.table.get(&this)?;
+        Ok(socket
+            .local_address()
+            .map(to_wit)
+            .map_err(|e| socket.note(e))?)
     }
 
     fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
-        Ok(self.table.get(&this)?.remote_address().map(to_wit)?)
+        let socket = self.table.get(&this)?;
+        Ok(socket
+            .remote_address()
+            .map(to_wit)
+            .map_err(|e| socket.note(e))?)
     }
 
     fn address_family(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<IpAddressFamily> {
@@ -73,15 +84,18 @@ impl HostUdpSocket for UdpCtxView<'_> {
     }
 
     fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8> {
-        Ok(self.table.get(&this)?.hop_limit()?)
+        let socket = self.table.get(&this)?;
+        Ok(socket.hop_limit().map_err(|e| socket.note(e))?)
     }
 
     fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()> {
-        Ok(self.table.get(&this)?.set_hop_limit(value)?)
+        let socket = self.table.get(&this)?;
+        Ok(socket.set_hop_limit(value).map_err(|e| socket.note(e))?)
     }
 
     fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.receive_buffer_size()?)
+        let socket = self.table.get(&this)?;
+        Ok(socket.receive_buffer_size().map_err(|e| socket.note(e))?)
     }
 
     fn set_receive_buffer_size(
@@ -89,15 +103,22 @@ impl HostUdpSocket for UdpCtxView<'_> {
         this: Resource<UdpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        Ok(self.table.get(&this)?.set_receive_buffer_size(value)?)
+        let socket = self.table.get(&this)?;
+        Ok(socket
+            .set_receive_buffer_size(value)
+            .map_err(|e| socket.note(e))?)
     }
 
     fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        Ok(self.table.get(&this)?.send_buffer_size()?)
+        let socket = self.table.get(&this)?;
+        Ok(socket.send_buffer_size().map_err(|e| socket.note(e))?)
     }
 
     fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
-        Ok(self.table.get(&this)?.set_send_buffer_size(value)?)
+        let socket = self.table.get(&this)?;
+        Ok(socket
+            .set_send_buffer_size(value)
+            .map_err(|e| socket.note(e))?)
     }
 
     fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
@@ -128,7 +149,7 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
             .ctx
             .receive_slots
             .get_or_insert_with(|| ReceiveSlots::new(RECEIVE_SLOTS));
-        let received = stream.receive(max, slots)?;
+        let received = stream.receive(max, slots).map_err(|e| stream.note(e))?;
         Ok(received
             .into_iter()
             .map(|datagram| IncomingDatagram {
@@ -155,7 +176,9 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
 
 impl HostOutgoingDatagramStream for UdpCtxView<'_> {
     fn check_send(&mut self, this: Resource<OutgoingDatagramStream>) -> SocketResult<u64> {
-        Ok(self.table.get_mut(&this)?.check_send()?)
+        let stream = self.table.get_mut(&this)?;
+        let permitted = stream.check_send();
+        Ok(permitted.map_err(|e| stream.note(e))?)
     }
 
     fn send(
@@ -168,7 +191,8 @@ impl HostOutgoingDatagramStream for UdpCtxView<'_> {
             destination: datagram.remote_address.map(to_std),
             payload: &datagram.data,
         });
-        Ok(stream.send(transmits)?)
+        let sent = stream.send(transmits);
+        Ok(sent.map_err(|e| stream.note(e))?)
     }
 
     fn subscribe(

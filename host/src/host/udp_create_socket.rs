@@ -19,6 +19,7 @@ impl Host for UdpCtxView<'_> {
             &self.ctx.live_sockets,
         )?;
         let socket = self.table.push(socket)?;
+        self.table.get(&socket)?.set_handle(socket.rep());
         UdpStats::add(&self.ctx.shared.stats.sockets_created, 1);
         Ok(socket)
     }

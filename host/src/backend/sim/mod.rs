@@ -842,3 +842,226 @@ impl DatagramSocket for SimSocket {
         Ok((socket.receive_buffer, socket.send_buffer))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    fn send(socket: &dyn DatagramSocket, to: &str, payload: &[u8]) -> SendOutcome {
+        socket.try_send_batch(&[Transmit {
+            destination: Some(addr(to)),
+            payload,
+        }])
+    }
+
+    fn receive_all(socket: &dyn DatagramSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+        let mut slots = ReceiveSlots::new(8);
+        let mut landed = Vec::new();
+        socket
+            .try_receive_batch(&mut slots, 8, &mut landed)
+            .expect("receive");
+        landed
+            .iter()
+            .map(|r| (slots.datagram(r).to_vec(), r.source))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nodes_talk_across_the_network_and_keep_loopback_to_themselves() {
+        let network = SimNetwork::new(1);
+        let a = network.node(["10.0.0.1".parse().expect("ip")]);
+        let b = network.node(["10.0.0.2".parse().expect("ip")]);
+        let server = b.socket(Family::Ipv4).expect("socket");
+        server.bind(addr("0.0.0.0:53")).expect("bind");
+        let client = a.socket(Family::Ipv4).expect("socket");
+        client.bind(addr("0.0.0.0:0")).expect("bind");
+        assert_eq!(send(client.as_ref(), "10.0.0.2:53", b"query").sent, 1);
+        let got = receive_all(server.as_ref());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.ip(), "10.0.0.1".parse::<IpAddr>().expect("ip"));
+        // A's loopback is not B's.
+        let local = a.socket(Family::Ipv4).expect("socket");
+        local
+            .bind(addr("127.0.0.1:5353"))
+            .expect("bind on a's loopback");
+        let other = b.socket(Family::Ipv4).expect("socket");
+        other
+            .bind(addr("127.0.0.1:5353"))
+            .expect("b has its own loopback");
+        // On one node a wildcard binding takes the port on every address.
+        let shadow = b.socket(Family::Ipv4).expect("socket");
+        let error = shadow
+            .bind(addr("127.0.0.1:53"))
+            .expect_err("0.0.0.0:53 holds it");
+        assert_eq!(
+            error.raw_os_error(),
+            Some(rustix::io::Errno::ADDRINUSE.raw_os_error())
+        );
+        // An address no node has cannot be bound.
+        let stray = a.socket(Family::Ipv4).expect("socket");
+        let error = stray.bind(addr("192.0.2.1:0")).expect_err("not a's");
+        assert_eq!(
+            error.raw_os_error(),
+            Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error())
+        );
+        let error = stray.bind(addr("127.0.0.1:5353")).expect_err("taken");
+        assert_eq!(
+            error.raw_os_error(),
+            Some(rustix::io::Errno::ADDRINUSE.raw_os_error())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_is_virtual_time_and_readiness_waits_for_it() {
+        let network = SimNetwork::new(1);
+        network
+            .set_faults(Faults::none().delay(Duration::from_millis(40), Duration::from_millis(40)));
+        let node = network.node([]);
+        let rx = node.socket(Family::Ipv4).expect("socket");
+        rx.bind(addr("127.0.0.1:0")).expect("bind");
+        let to = rx.local_addr().expect("addr").to_string();
+        let tx = node.socket(Family::Ipv4).expect("socket");
+        tx.bind(addr("127.0.0.1:0")).expect("bind");
+        let started = Instant::now();
+        send(tx.as_ref(), &to, b"later");
+        assert!(receive_all(rx.as_ref()).is_empty(), "not yet");
+        rx.receive_ready().await;
+        assert_eq!(started.elapsed(), Duration::from_millis(40));
+        assert_eq!(receive_all(rx.as_ref())[0].0, b"later");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_port_is_refused_to_a_connected_sender_only() {
+        let network = SimNetwork::new(1);
+        let node = network.node([]);
+        let connected = node.socket(Family::Ipv4).expect("socket");
+        connected.bind(addr("127.0.0.1:0")).expect("bind");
+        connected.connect(addr("127.0.0.1:9")).expect("connect");
+        connected.try_send_batch(&[Transmit {
+            destination: None,
+            payload: b"anyone?",
+        }]);
+        let mut slots = ReceiveSlots::new(1);
+        let mut landed = Vec::new();
+        let error = connected
+            .try_receive_batch(&mut slots, 1, &mut landed)
+            .expect_err("refused");
+        assert_eq!(
+            error.raw_os_error(),
+            Some(rustix::io::Errno::CONNREFUSED.raw_os_error())
+        );
+        let unconnected = node.socket(Family::Ipv4).expect("socket");
+        unconnected.bind(addr("127.0.0.1:0")).expect("bind");
+        send(unconnected.as_ref(), "127.0.0.1:9", b"anyone?");
+        assert!(receive_all(unconnected.as_ref()).is_empty());
+        assert_eq!(network.stats().port_unreachable, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_link_fills_the_send_buffer_and_room_returns_in_time() {
+        let network = SimNetwork::new(1);
+        network.set_faults(Faults::none().rate(100));
+        let node = network.node([]);
+        let tx = node.socket(Family::Ipv4).expect("socket");
+        tx.bind(addr("127.0.0.1:0")).expect("bind");
+        tx.set_send_buffer_size(4 * (64 + DATAGRAM_OVERHEAD))
+            .expect("size");
+        let payload = [0u8; 64];
+        let batch: Vec<Transmit<'_>> = (0..10)
+            .map(|_| Transmit {
+                destination: Some(addr("127.0.0.1:9")),
+                payload: &payload,
+            })
+            .collect();
+        let outcome = tx.try_send_batch(&batch);
+        assert!(outcome.buffer_full, "{outcome:?}");
+        assert!(!tx.writable_now());
+        let started = Instant::now();
+        tx.send_ready().await;
+        // One datagram departs every 10 ms.
+        assert_eq!(started.elapsed(), Duration::from_millis(10));
+        assert!(tx.writable_now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_are_drawn_from_the_seed() {
+        let run = |seed| {
+            let network = SimNetwork::new(seed);
+            network.set_faults(Faults::none().loss(0.3).duplicate(0.1));
+            let node = network.node([]);
+            let rx = node.socket(Family::Ipv4).expect("socket");
+            rx.bind(addr("127.0.0.1:0")).expect("bind");
+            rx.set_receive_buffer_size(1 << 20).expect("size");
+            let to = rx.local_addr().expect("addr").to_string();
+            let tx = node.socket(Family::Ipv4).expect("socket");
+            tx.bind(addr("127.0.0.1:0")).expect("bind");
+            for i in 0..200u8 {
+                send(tx.as_ref(), &to, &[i]);
+            }
+            let mut got = Vec::new();
+            loop {
+                let batch = receive_all(rx.as_ref());
+                if batch.is_empty() {
+                    break;
+                }
+                got.extend(batch.into_iter().map(|(data, _)| data[0]));
+            }
+            (got, network.stats())
+        };
+        let (first, stats) = run(42);
+        assert_eq!(run(42).0, first, "the same seed, the same datagrams");
+        assert_ne!(run(43).0, first);
+        assert!((40..=80).contains(&stats.lost), "{stats:?}");
+        assert!(stats.duplicated > 0, "{stats:?}");
+        assert_eq!(first.len() as u64, 200 - stats.lost + stats.duplicated);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partitions_start_and_heal_and_endpoints_answer() {
+        let network = SimNetwork::new(1);
+        let net = |text: &str| text.parse::<crate::policy::IpNet>().expect("net");
+        network.add_partition(Partition {
+            a: net("10.0.0.1"),
+            b: net("10.0.0.53"),
+            from: Duration::from_secs(1),
+            until: Duration::from_secs(2),
+        });
+        network.add_endpoint(addr("10.0.0.53:7"), |payload, _| vec![payload.to_vec()]);
+        let node = network.node(["10.0.0.1".parse().expect("ip")]);
+        let socket = node.socket(Family::Ipv4).expect("socket");
+        socket.bind(addr("10.0.0.1:0")).expect("bind");
+        let exchange = |socket: &dyn DatagramSocket| {
+            send(socket, "10.0.0.53:7", b"ping");
+            receive_all(socket).len()
+        };
+        assert_eq!(exchange(socket.as_ref()), 1, "before the partition");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(exchange(socket.as_ref()), 0, "during it");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(exchange(socket.as_ref()), 1, "healed");
+        assert_eq!(network.stats().partitioned, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_mtu_and_the_hop_limit_drop_what_does_not_fit() {
+        let network = SimNetwork::new(1);
+        network.set_faults(Faults::none().mtu(100).hops(3));
+        let node = network.node([]);
+        let rx = node.socket(Family::Ipv4).expect("socket");
+        rx.bind(addr("127.0.0.1:0")).expect("bind");
+        let to = rx.local_addr().expect("addr").to_string();
+        let tx = node.socket(Family::Ipv4).expect("socket");
+        tx.bind(addr("127.0.0.1:0")).expect("bind");
+        send(tx.as_ref(), &to, &[0; 72]);
+        send(tx.as_ref(), &to, &[0; 73]);
+        tx.set_hop_limit(2).expect("hop limit");
+        send(tx.as_ref(), &to, &[0; 10]);
+        assert_eq!(receive_all(rx.as_ref()).len(), 1);
+        let stats = network.stats();
+        assert_eq!((stats.too_large_for_mtu, stats.hop_limit_exceeded), (1, 1));
+    }
+}

@@ -1,0 +1,244 @@
+//! Per-socket counters, readable while guests run: what each socket sent,
+//! received, dropped and was refused, the permits it got, and its errors by
+//! WIT code. A store keeps its live sockets' counters and the last
+//! [`RETIRED_SOCKETS`] closed ones.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::backend::Family;
+use crate::error::Code;
+use crate::report::DropCause;
+
+/// How many closed sockets' counters a store keeps.
+pub const RETIRED_SOCKETS: usize = 4096;
+
+/// The WIT error codes, in `network.wit`'s order, as counters are kept.
+const CODES: [Code; 19] = [
+    Code::Unknown,
+    Code::AccessDenied,
+    Code::NotSupported,
+    Code::InvalidArgument,
+    Code::OutOfMemory,
+    Code::Timeout,
+    Code::ConcurrencyConflict,
+    Code::NotInProgress,
+    Code::WouldBlock,
+    Code::InvalidState,
+    Code::NewSocketLimit,
+    Code::AddressNotBindable,
+    Code::AddressInUse,
+    Code::RemoteUnreachable,
+    Code::ConnectionRefused,
+    Code::DatagramTooLarge,
+    Code::NameUnresolvable,
+    Code::TemporaryResolverFailure,
+    Code::PermanentResolverFailure,
+];
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Unknown => "unknown",
+        Code::AccessDenied => "access-denied",
+        Code::NotSupported => "not-supported",
+        Code::InvalidArgument => "invalid-argument",
+        Code::OutOfMemory => "out-of-memory",
+        Code::Timeout => "timeout",
+        Code::ConcurrencyConflict => "concurrency-conflict",
+        Code::NotInProgress => "not-in-progress",
+        Code::WouldBlock => "would-block",
+        Code::InvalidState => "invalid-state",
+        Code::NewSocketLimit => "new-socket-limit",
+        Code::AddressNotBindable => "address-not-bindable",
+        Code::AddressInUse => "address-in-use",
+        Code::RemoteUnreachable => "remote-unreachable",
+        Code::ConnectionRefused => "connection-refused",
+        Code::DatagramTooLarge => "datagram-too-large",
+        Code::NameUnresolvable => "name-unresolvable",
+        Code::TemporaryResolverFailure => "temporary-resolver-failure",
+        Code::PermanentResolverFailure => "permanent-resolver-failure",
+    }
+}
+
+/// One socket's live counters.
+#[derive(Debug)]
+pub(crate) struct SocketStats {
+    pub(crate) serial: u64,
+    /// The guest's handle for the socket (the resource's index).
+    pub(crate) handle: AtomicU32,
+    family: Family,
+    addresses: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    pub(crate) datagrams_sent: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) datagrams_received: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) permits_granted: AtomicU64,
+    pub(crate) zero_permits: AtomicU64,
+    dropped: [AtomicU64; 5],
+    errors: [AtomicU64; CODES.len()],
+}
+
+impl SocketStats {
+    pub(crate) fn new(serial: u64, family: Family) -> Self {
+        Self {
+            serial,
+            handle: AtomicU32::new(0),
+            family,
+            addresses: Mutex::new((None, None)),
+            datagrams_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            datagrams_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            permits_granted: AtomicU64::new(0),
+            zero_permits: AtomicU64::new(0),
+            dropped: Default::default(),
+            errors: Default::default(),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped(&self, cause: DropCause, n: u64) {
+        let index = match cause {
+            DropCause::NotAdmitted => 0,
+            DropCause::Forbidden => 1,
+            DropCause::NotPeer => 2,
+            DropCause::Oversized => 3,
+            DropCause::KernelQueue => 4,
+        };
+        Self::add(&self.dropped[index], n);
+    }
+
+    pub(crate) fn error(&self, code: Code) {
+        if let Some(index) = CODES.iter().position(|c| *c == code) {
+            Self::add(&self.errors[index], 1);
+        }
+    }
+
+    pub(crate) fn set_local(&self, local: Option<SocketAddr>) {
+        self.addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0 = local;
+    }
+
+    pub(crate) fn set_remote(&self, remote: Option<SocketAddr>) {
+        self.addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1 = remote;
+    }
+
+    fn snapshot(&self, open: bool) -> SocketStatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (local, remote) = *self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        SocketStatsSnapshot {
+            handle: self.handle.load(Ordering::Relaxed),
+            ipv6: self.family == Family::Ipv6,
+            open,
+            local,
+            remote,
+            datagrams_sent: get(&self.datagrams_sent),
+            bytes_sent: get(&self.bytes_sent),
+            datagrams_received: get(&self.datagrams_received),
+            bytes_received: get(&self.bytes_received),
+            dropped: self.dropped.iter().map(get).sum(),
+            denied: get(&self.denied),
+            permits_granted: get(&self.permits_granted),
+            zero_permits: get(&self.zero_permits),
+            errors: CODES
+                .iter()
+                .zip(&self.errors)
+                .filter(|(_, n)| get(n) > 0)
+                .map(|(code, n)| (code_name(*code), get(n)))
+                .collect(),
+        }
+    }
+}
+
+/// One socket's counters at a moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketStatsSnapshot {
+    /// The guest's handle for the socket.
+    pub handle: u32,
+    /// Whether it is an IPv6 socket.
+    pub ipv6: bool,
+    /// Whether the guest still holds it (or its streams).
+    pub open: bool,
+    /// Where it was bound, once it was.
+    pub local: Option<SocketAddr>,
+    /// Its connected peer, if any.
+    pub remote: Option<SocketAddr>,
+    /// Datagrams handed to the network by `send`.
+    pub datagrams_sent: u64,
+    /// Their payload bytes.
+    pub bytes_sent: u64,
+    /// Datagrams returned by `receive`.
+    pub datagrams_received: u64,
+    /// Their payload bytes.
+    pub bytes_received: u64,
+    /// Received datagrams dropped, whatever the cause (the store's stats
+    /// say which).
+    pub dropped: u64,
+    /// Operations the policy refused.
+    pub denied: u64,
+    /// Datagrams `check-send` permitted, in all.
+    pub permits_granted: u64,
+    /// Times `check-send` permitted none.
+    pub zero_permits: u64,
+    /// Errors returned to the guest, by WIT code.
+    pub errors: Vec<(&'static str, u64)>,
+}
+
+/// A store's sockets' counters: live ones, and the last closed ones.
+#[derive(Debug, Default)]
+pub(crate) struct SocketRegistry {
+    inner: Mutex<Registry>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next_serial: u64,
+    live: HashMap<u64, Arc<SocketStats>>,
+    retired: VecDeque<SocketStatsSnapshot>,
+}
+
+impl SocketRegistry {
+    pub(crate) fn open(&self, family: Family) -> Arc<SocketStats> {
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let serial = registry.next_serial;
+        registry.next_serial += 1;
+        let stats = Arc::new(SocketStats::new(serial, family));
+        registry.live.insert(serial, stats.clone());
+        stats
+    }
+
+    pub(crate) fn close(&self, stats: &SocketStats) {
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.live.remove(&stats.serial);
+        if registry.retired.len() == RETIRED_SOCKETS {
+            registry.retired.pop_front();
+        }
+        registry.retired.push_back(stats.snapshot(false));
+    }
+
+    /// Every socket's counters, in the order they were created.
+    pub(crate) fn snapshot(&self) -> Vec<SocketStatsSnapshot> {
+        let registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live: Vec<&Arc<SocketStats>> = registry.live.values().collect();
+        live.sort_by_key(|stats| stats.serial);
+        let mut all: Vec<SocketStatsSnapshot> = registry.retired.iter().cloned().collect();
+        all.extend(live.into_iter().map(|stats| stats.snapshot(true)));
+        all
+    }
+}
