@@ -381,6 +381,11 @@ pub(crate) struct UdpStats {
     pub(crate) sockets_created: AtomicU64,
     pub(crate) datagrams_sent: AtomicU64,
     pub(crate) datagrams_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) permits_granted: AtomicU64,
+    pub(crate) zero_permits: AtomicU64,
+    pub(crate) errors: AtomicU64,
     pub(crate) denied: AtomicU64,
     pub(crate) dropped_not_admitted: AtomicU64,
     pub(crate) dropped_forbidden: AtomicU64,
@@ -403,6 +408,11 @@ impl UdpStats {
             sockets_created: get(&self.sockets_created),
             datagrams_sent: get(&self.datagrams_sent),
             datagrams_received: get(&self.datagrams_received),
+            bytes_sent: get(&self.bytes_sent),
+            bytes_received: get(&self.bytes_received),
+            permits_granted: get(&self.permits_granted),
+            zero_permits: get(&self.zero_permits),
+            errors: get(&self.errors),
             denied: get(&self.denied),
             dropped_not_admitted: get(&self.dropped_not_admitted),
             dropped_forbidden: get(&self.dropped_forbidden),
@@ -427,6 +437,18 @@ pub struct UdpStatsSnapshot {
     pub datagrams_sent: u64,
     /// Datagrams returned to the guest by `receive`.
     pub datagrams_received: u64,
+    /// Payload bytes of the datagrams sent.
+    pub bytes_sent: u64,
+    /// Payload bytes of the datagrams received.
+    pub bytes_received: u64,
+    /// Datagrams `check-send` permitted, in all.
+    pub permits_granted: u64,
+    /// Times `check-send` permitted none (a full buffer or a spent rate).
+    pub zero_permits: u64,
+    /// Error codes returned to the guest by socket and stream calls (each
+    /// socket's [`SocketStatsSnapshot`](crate::SocketStatsSnapshot) has
+    /// them by code).
+    pub errors: u64,
     /// Operations (bind, connect, send) the policy refused with
     /// `access-denied`.
     pub denied: u64,

@@ -4,7 +4,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which a paused runtime makes virtual: the simulated
+// network's time.
+use tokio::time::Instant;
 
 /// Largest payload a UDP datagram can carry over IPv6 (65535 − 8 byte
 /// header); IPv4's is 65507.

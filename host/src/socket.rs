@@ -128,6 +128,7 @@ impl SocketCore {
     pub(crate) fn note(&self, error: UdpError) -> UdpError {
         if let UdpError::Code(code) = &error {
             self.stats.error(*code);
+            UdpStats::add(&self.shared.stats.errors, 1);
         }
         error
     }
@@ -840,7 +841,18 @@ mod tests {
         let received = client_in.receive(4, &mut slots).expect("receive");
         assert_eq!(received.len(), 1);
         assert_eq!(received[0].source, addr("127.0.0.1:53"));
-        assert_eq!(client.stats().dropped_not_admitted, 1);
+        let client_stats = client.stats();
+        assert_eq!(client_stats.dropped_not_admitted, 1);
+        assert_eq!(
+            (client_stats.datagrams_sent, client_stats.bytes_sent),
+            (1, 1)
+        );
+        assert_eq!(
+            (client_stats.datagrams_received, client_stats.bytes_received),
+            (1, 1)
+        );
+        assert!(client_stats.permits_granted >= 1, "{client_stats:?}");
+        assert_eq!(client_stats.zero_permits, 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -115,10 +115,9 @@ impl IncomingDatagramStream {
             &socket_stats.datagrams_received,
             batch.received.len() as u64,
         );
-        SocketStats::add(
-            &socket_stats.bytes_received,
-            batch.received.iter().map(|d| d.data.len() as u64).sum(),
-        );
+        let bytes: u64 = batch.received.iter().map(|d| d.data.len() as u64).sum();
+        SocketStats::add(&socket_stats.bytes_received, bytes);
+        UdpStats::add(&self.core.shared.stats.bytes_received, bytes);
         for dropped in &batch.dropped {
             self.report_drop(dropped);
         }
@@ -449,11 +448,13 @@ impl OutgoingDatagramStream {
 
     fn note_permit(&mut self, permitted: u64) {
         self.permit = Some(permitted);
-        let stats = &self.core.stats;
+        let (stats, store) = (&self.core.stats, &self.core.shared.stats);
         if permitted == 0 {
             SocketStats::add(&stats.zero_permits, 1);
+            UdpStats::add(&store.zero_permits, 1);
         }
         SocketStats::add(&stats.permits_granted, permitted);
+        UdpStats::add(&store.permits_granted, permitted);
     }
 
     fn report_rate_stall(&self) {
@@ -568,13 +569,12 @@ impl OutgoingDatagramStream {
         }
         UdpStats::add(&self.core.shared.stats.datagrams_sent, outcome.sent as u64);
         SocketStats::add(&self.core.stats.datagrams_sent, outcome.sent as u64);
-        SocketStats::add(
-            &self.core.stats.bytes_sent,
-            transmits[..outcome.sent]
-                .iter()
-                .map(|t| t.payload.len() as u64)
-                .sum(),
-        );
+        let bytes: u64 = transmits[..outcome.sent]
+            .iter()
+            .map(|t| t.payload.len() as u64)
+            .sum();
+        SocketStats::add(&self.core.stats.bytes_sent, bytes);
+        UdpStats::add(&self.core.shared.stats.bytes_sent, bytes);
         if outcome.sent > 0 {
             // WIT: "If at least one datagram has been sent successfully, this
             // function never returns an error." An ICMP report the kernel
@@ -698,7 +698,7 @@ impl Pollable for SendReadiness {
             let cost =
                 self.0.last_payload_len.load(Ordering::Relaxed) + self.0.family.packet_overhead();
             while let Err(ready_at) = bucket.permits(cost) {
-                tokio::time::sleep_until(ready_at.into()).await;
+                tokio::time::sleep_until(ready_at).await;
             }
         }
     }

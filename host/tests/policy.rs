@@ -182,6 +182,7 @@ fn without_a_send_rule_nothing_leaves_connected_or_not() {
     assert_eq!(result(&outcome, &connect), "error access-denied");
     assert_eq!(result(&outcome, &send), "error access-denied");
     assert_eq!(outcome.stats.denied, 2, "{outcome:?}");
+    assert_eq!(outcome.stats.errors, 2, "both refusals reach the guest");
     assert_eq!(outcome.stats.datagrams_sent, 0);
 
     // connect and send: the connected stream sends, and hears the reply.
@@ -202,6 +203,8 @@ fn without_a_send_rule_nothing_leaves_connected_or_not() {
         format!("from {}: echo:hi", peer.addr)
     );
     assert_eq!(outcome.stats.denied, 0, "{outcome:?}");
+    assert_eq!(outcome.stats.errors, 0, "{outcome:?}");
+    assert_eq!((outcome.stats.bytes_sent, outcome.stats.bytes_received), (2, 7));
 }
 
 #[test]
