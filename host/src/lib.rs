@@ -104,6 +104,23 @@
 //! the reactor. The README has the benchmark against wasmtime-wasi and
 //! native code.
 //!
+//! # Networks
+//!
+//! The state machine speaks to a [`Network`] of [`DatagramSocket`]s
+//! through a small seam: readiness, non-blocking batches, options. Below
+//! it are the operating system's network ([`OsNetwork`], the default), a
+//! simulated one ([`SimNetwork`], with seeded [`Faults`] and virtual time on
+//! a paused tokio runtime), and [`Capture`], a pcap layer over either.
+//!
+//! ```text
+//!  guest ──wit──> host/ (glue) ──> socket.rs, streams.rs ──> policy, limits
+//!                                        │
+//!                                        └──> dyn Network ──> dyn DatagramSocket
+//!                                               ├─ OsNetwork (the kernel: sendmmsg, GSO, recvmmsg)
+//!                                               ├─ SimNode   (memory: faults, virtual time)
+//!                                               └─ Capture   (pcap, over either)
+//! ```
+//!
 //! # Where this differs from wasmtime-wasi 48
 //!
 //! - `stream()` right after dropping streams never traps: pollables don't
