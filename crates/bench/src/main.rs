@@ -35,13 +35,17 @@ enum Variant {
     WasmtimeWasi,
     Native,
     NativeMmsg,
+    /// This provider on its simulated network (no faults): what the
+    /// provider costs without a kernel.
+    Sim,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 5] = [
     Variant::Ours,
     Variant::WasmtimeWasi,
     Variant::Native,
     Variant::NativeMmsg,
+    Variant::Sim,
 ];
 
 impl Variant {
@@ -51,6 +55,7 @@ impl Variant {
             Self::WasmtimeWasi => "wasmtime-wasi",
             Self::Native => "native",
             Self::NativeMmsg => "native-mmsg",
+            Self::Sim => "sim",
         }
     }
 
@@ -136,6 +141,11 @@ impl Kind {
     }
 
     fn runs_on(self, variant: Variant) -> bool {
+        match (self, variant) {
+            (Self::Blast { .. } | Self::PingPong { .. }, Variant::Sim) => return true,
+            (_, Variant::Sim) => return false,
+            _ => {}
+        }
         match self {
             Self::Blast { .. } => true,
             // Stores are guests' business.
@@ -484,8 +494,38 @@ fn format_value(value: f64) -> String {
     }
 }
 
+fn usage_error(message: &str) -> ! {
+    eprintln!("wasi-udp-bench: {message}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+/// Two decimals, or two significant digits for ratios below 0.01, which
+/// two decimals would print as 0.00.
+fn format_ratio(ratio: f64) -> String {
+    if ratio >= 0.01 || ratio == 0.0 {
+        format!("{ratio:.2}")
+    } else {
+        let decimals = (-ratio.log10()).ceil() as usize + 1;
+        format!("{ratio:.decimals$}")
+    }
+}
+
+const USAGE: &str = "usage: wasi-udp-bench [--quick] [--only NAME]
+
+Runs each workload on this provider, wasmtime-wasi, native sockets
+(one syscall per datagram and sendmmsg/recvmmsg) and the simulated network,
+alternating, and prints a markdown table of medians (min-max) and ratios.
+
+  --quick      small counts and one repetition (a smoke run)
+  --only NAME  only the workloads whose name starts with NAME
+               (blast, pingpong, many-sockets, idle, stores)";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     if args.first().map(String::as_str) == Some("--stores") {
         if let Err(error) = stores_child(&args[1..]) {
             eprintln!("wasi-udp-bench stores: {error}");
@@ -500,11 +540,19 @@ fn main() {
         }
         return;
     }
-    let quick = args.iter().any(|arg| arg == "--quick");
-    let only = args
-        .iter()
-        .position(|arg| arg == "--only")
-        .and_then(|i| args.get(i + 1));
+    let mut quick = false;
+    let mut only = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => match rest.next() {
+                Some(name) => only = Some(name),
+                None => usage_error("--only needs a workload name"),
+            },
+            other => usage_error(&format!("unexpected argument `{other}`")),
+        }
+    }
     let (count, rounds, sockets, repetitions) = if quick {
         (2_000, 200, 200, 1)
     } else {
@@ -531,12 +579,20 @@ fn main() {
     let hosts = [
         Against::parse("ours").expect("our host"),
         Against::parse("wasmtime-wasi").expect("wasmtime-wasi host"),
+        Against::parse("sim").expect("the simulated host"),
     ];
+    if let Some(only) = only
+        && !kinds
+            .iter()
+            .any(|kind| kind.name().starts_with(only.as_str()))
+    {
+        usage_error(&format!("no workload is named `{only}`"));
+    }
 
     println!(
-        "| workload | metric | ours | wasmtime-wasi | native | native-mmsg | ours/wasmtime-wasi | ours/native | ours/native-mmsg |"
+        "| workload | metric | ours | wasmtime-wasi | native | native-mmsg | sim | ours/wasmtime-wasi | ours/native | ours/native-mmsg |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut headline = Vec::new();
     for kind in kinds {
         let name = kind.name();
@@ -553,7 +609,8 @@ fn main() {
             repetitions
         };
         // samples[variant][metric] = one value per repetition.
-        let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); kind.metrics().len()]; 4];
+        let mut samples: Vec<Vec<Vec<f64>>> =
+            vec![vec![Vec::new(); kind.metrics().len()]; VARIANTS.len()];
         for _ in 0..reps {
             for (index, variant) in VARIANTS.into_iter().enumerate() {
                 if !kind.runs_on(variant) {
@@ -563,6 +620,7 @@ fn main() {
                     (true, _) => run_memory_workload(kind, variant),
                     (false, Variant::Ours) => run_in_process(kind, &hosts[0]),
                     (false, Variant::WasmtimeWasi) => run_in_process(kind, &hosts[1]),
+                    (false, Variant::Sim) => run_in_process(kind, &hosts[2]),
                     (false, _) => Ok(run_native(kind, variant)),
                 };
                 match result {
@@ -592,9 +650,7 @@ fn main() {
             };
             let ours = medians[0].map(|(median, _, _)| median);
             let ratio = |other: &Option<(f64, f64, f64)>| match (ours, other) {
-                (Some(ours), Some((other, _, _))) if *other != 0.0 => {
-                    format!("{:.2}", ours / other)
-                }
+                (Some(ours), Some((other, _, _))) if *other != 0.0 => format_ratio(ours / other),
                 _ => "–".to_string(),
             };
             let arrow = if metric.higher_is_better {
@@ -603,12 +659,13 @@ fn main() {
                 "↓"
             };
             println!(
-                "| {name} | {} {arrow} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} {arrow} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 metric.name,
                 cell(&medians[0]),
                 cell(&medians[1]),
                 cell(&medians[2]),
                 cell(&medians[3]),
+                cell(&medians[4]),
                 ratio(&medians[1]),
                 ratio(&medians[2]),
                 ratio(&medians[3]),
@@ -642,7 +699,7 @@ fn main() {
     println!();
     println!(
         "{repetitions} repetition(s) (memory workloads: {}), in-process runs alternate ours, \
-         wasmtime-wasi, native, native-mmsg; each cell is the median (min–max); \
+         wasmtime-wasi, native, native-mmsg, sim; each cell is the median (min–max); \
          ratios are ours/other of the metric (↑: higher is better, ↓: lower is better)",
         repetitions.min(3)
     );
