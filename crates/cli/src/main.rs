@@ -377,18 +377,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(flag) = network::misplaced_flag(&args) {
+        eprintln!("wasi-udp: {flag} shapes the simulated network: add --network sim");
+        return ExitCode::from(EXIT_USAGE);
+    }
     if args.explain_policy {
-        println!("{}", settings.explain());
+        println!("{}\n{}", settings.explain(), network::explain(&args));
         return ExitCode::SUCCESS;
     }
     let Some(component) = args.component() else {
         eprintln!("wasi-udp: missing the component to run (see --help)");
         return ExitCode::from(EXIT_USAGE);
     };
-    if let Some(flag) = network::misplaced_flag(&args) {
-        eprintln!("wasi-udp: {flag} shapes the simulated network: add --network sim");
-        return ExitCode::from(EXIT_USAGE);
-    }
     init_logging(args.verbose);
     let mut runtime = tokio::runtime::Builder::new_current_thread();
     runtime.enable_all();

@@ -40,6 +40,56 @@ pub fn misplaced_flag(args: &Args) -> Option<&'static str> {
     .find_map(|(flag, given)| given.then_some(flag))
 }
 
+/// The network the flags choose, for `--explain-policy`.
+pub fn explain(args: &Args) -> String {
+    let mut text = if simulated(args) {
+        let mut shaped = Vec::new();
+        let percent = |p: f64| format!("{:.1} %", p * 100.0);
+        if let Some(p) = args.loss {
+            shaped.push(format!("loss {}", percent(p)));
+        }
+        if let Some(p) = args.duplicate {
+            shaped.push(format!("duplicate {}", percent(p)));
+        }
+        if let Some(p) = args.reorder {
+            shaped.push(format!("reorder {}", percent(p)));
+        }
+        if let Some((low, high)) = args.delay {
+            shaped.push(if low == high {
+                format!("delay {} ms", low.as_millis())
+            } else {
+                format!("delay {}..{} ms", low.as_millis(), high.as_millis())
+            });
+        }
+        if let Some(mtu) = args.mtu {
+            shaped.push(format!("MTU {mtu} B"));
+        }
+        if let Some(rate) = args.rate {
+            shaped.push(format!("{rate} datagrams/s per link"));
+        }
+        let faults = if shaped.is_empty() {
+            "no faults".to_string()
+        } else {
+            shaped.join(", ")
+        };
+        let mut text = format!(
+            "Network: simulated, seed {}, {faults}, virtual time; the guest is 10.0.0.2 and \
+             fd00::2 besides loopback",
+            args.seed
+        );
+        for address in &args.sim_echo {
+            text.push_str(&format!("; echo server at {address}"));
+        }
+        text
+    } else {
+        "Network: the operating system's".to_string()
+    };
+    if let Some(path) = &args.pcap {
+        text.push_str(&format!("\nCapture: every datagram to {}", path.display()));
+    }
+    text
+}
+
 /// The faults the flags describe.
 pub fn faults(args: &Args) -> Faults {
     let mut faults = Faults::none();

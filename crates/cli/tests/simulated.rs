@@ -254,3 +254,42 @@ fn simulated_network_flags_are_checked() {
         );
     }
 }
+
+#[test]
+fn explain_policy_says_which_network_and_capture() {
+    let output = wasi_udp(&["--explain-policy"], WITHIN);
+    assert!(
+        text(&output.stdout).contains("Network: the operating system's"),
+        "{}",
+        describe(&output)
+    );
+    let output = wasi_udp(
+        &[
+            "--network",
+            "sim",
+            "--seed",
+            "7",
+            "--loss",
+            "0.2",
+            "--delay",
+            "5..50",
+            "--pcap",
+            "run.pcap",
+            "--explain-policy",
+        ],
+        WITHIN,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("Network: simulated, seed 7, loss 20.0 %, delay 5..50 ms"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stdout.contains("Capture: every datagram to run.pcap"),
+        "{}",
+        describe(&output)
+    );
+    let output = wasi_udp(&["--loss", "0.2", "--explain-policy"], WITHIN);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+}
