@@ -120,7 +120,7 @@ impl SocketCore {
         addr: SocketAddr,
         denial: &Denial,
     ) -> UdpError {
-        crate::stats::SocketStats::add(&self.stats.denied, 1);
+        self.stats.denied();
         refuse(&self.shared, socket_use, addr, denial)
     }
 

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::backend::Family;
 use crate::error::Code;
@@ -74,9 +74,17 @@ pub(crate) struct SocketStats {
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) datagrams_received: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
-    pub(crate) denied: AtomicU64,
     pub(crate) permits_granted: AtomicU64,
     pub(crate) zero_permits: AtomicU64,
+    /// Made on the first refusal, drop or error: most sockets never see one,
+    /// and a store may hold thousands of sockets.
+    rare: OnceLock<Box<RareCounters>>,
+}
+
+/// The counters of what goes wrong, by cause.
+#[derive(Debug, Default)]
+struct RareCounters {
+    denied: AtomicU64,
     dropped: [AtomicU64; 5],
     errors: [AtomicU64; CODES.len()],
 }
@@ -92,12 +100,18 @@ impl SocketStats {
             bytes_sent: AtomicU64::new(0),
             datagrams_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
-            denied: AtomicU64::new(0),
             permits_granted: AtomicU64::new(0),
             zero_permits: AtomicU64::new(0),
-            dropped: Default::default(),
-            errors: Default::default(),
+            rare: OnceLock::new(),
         }
+    }
+
+    fn rare(&self) -> &RareCounters {
+        self.rare.get_or_init(Box::default)
+    }
+
+    pub(crate) fn denied(&self) {
+        Self::add(&self.rare().denied, 1);
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -112,12 +126,12 @@ impl SocketStats {
             DropCause::Oversized => 3,
             DropCause::KernelQueue => 4,
         };
-        Self::add(&self.dropped[index], n);
+        Self::add(&self.rare().dropped[index], n);
     }
 
     pub(crate) fn error(&self, code: Code) {
         if let Some(index) = CODES.iter().position(|c| *c == code) {
-            Self::add(&self.errors[index], 1);
+            Self::add(&self.rare().errors[index], 1);
         }
     }
 
@@ -141,6 +155,8 @@ impl SocketStats {
             .addresses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let none = RareCounters::default();
+        let rare = self.rare.get().map_or(&none, |rare| rare);
         SocketStatsSnapshot {
             handle: self.handle.load(Ordering::Relaxed),
             ipv6: self.family == Family::Ipv6,
@@ -151,13 +167,13 @@ impl SocketStats {
             bytes_sent: get(&self.bytes_sent),
             datagrams_received: get(&self.datagrams_received),
             bytes_received: get(&self.bytes_received),
-            dropped: self.dropped.iter().map(get).sum(),
-            denied: get(&self.denied),
+            dropped: rare.dropped.iter().map(get).sum(),
+            denied: get(&rare.denied),
             permits_granted: get(&self.permits_granted),
             zero_permits: get(&self.zero_permits),
             errors: CODES
                 .iter()
-                .zip(&self.errors)
+                .zip(&rare.errors)
                 .filter(|(_, n)| get(n) > 0)
                 .map(|(code, n)| (code_name(*code), get(n)))
                 .collect(),
