@@ -1,10 +1,11 @@
 //! `wasi-udp-bench`: runs the `bench_*` guest workloads on this provider and
 //! on wasmtime-wasi's builtin UDP in one process, and the same patterns
-//! natively (one syscall per datagram, and with `sendmmsg`/`recvmmsg`
-//! batches, the ceiling), alternating runs, and prints medians, min/max and
+//! natively (one syscall per datagram; `sendmmsg`/`recvmmsg` batches;
+//! segmented sends, UDP GSO, received with `recvmmsg` or coalesced with UDP
+//! GRO: the ceilings), alternating runs, and prints medians, min/max and
 //! ratios as a markdown table.
 //!
-//! `cargo run --release -p wasi-udp-bench -- [--quick] [--only NAME]`
+//! `cargo run --release -p wasi-udp-bench -- [--quick] [--only NAME] [--variants LIST]`
 //!
 //! Memory workloads run in a child process each (the same binary with
 //! `--child`), so that one run's peak resident set cannot hide another's.
@@ -29,23 +30,38 @@ pub struct BlastResult {
 }
 
 /// Where a workload runs: a column of the table.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     Ours,
     WasmtimeWasi,
     Native,
     NativeMmsg,
+    /// Segmented sends (UDP GSO), `recvmmsg` receives.
+    NativeGso,
+    /// Segmented sends, coalesced receives (UDP GRO).
+    NativeGro,
     /// This provider on its simulated network (no faults): what the
     /// provider costs without a kernel.
     Sim,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 7] = [
     Variant::Ours,
     Variant::WasmtimeWasi,
     Variant::Native,
     Variant::NativeMmsg,
+    Variant::NativeGso,
+    Variant::NativeGro,
     Variant::Sim,
+];
+
+/// The columns `ours` is divided by, in the table's order.
+const COMPARED: [Variant; 5] = [
+    Variant::WasmtimeWasi,
+    Variant::Native,
+    Variant::NativeMmsg,
+    Variant::NativeGso,
+    Variant::NativeGro,
 ];
 
 impl Variant {
@@ -55,12 +71,21 @@ impl Variant {
             Self::WasmtimeWasi => "wasmtime-wasi",
             Self::Native => "native",
             Self::NativeMmsg => "native-mmsg",
+            Self::NativeGso => "native-gso",
+            Self::NativeGro => "native-gro",
             Self::Sim => "sim",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
         VARIANTS.into_iter().find(|v| v.name() == name)
+    }
+
+    fn index(self) -> usize {
+        VARIANTS
+            .iter()
+            .position(|v| *v == self)
+            .expect("every variant is listed")
     }
 }
 
@@ -150,7 +175,11 @@ impl Kind {
             Self::Blast { .. } => true,
             // Stores are guests' business.
             Self::ManyStores { .. } => matches!(variant, Variant::Ours | Variant::WasmtimeWasi),
-            _ => variant != Variant::NativeMmsg,
+            // Batching has nothing to batch in the other workloads.
+            _ => !matches!(
+                variant,
+                Variant::NativeMmsg | Variant::NativeGso | Variant::NativeGro
+            ),
         }
     }
 }
@@ -278,10 +307,11 @@ fn run_native(kind: Kind, variant: Variant) -> Vec<f64> {
             window,
         } => {
             let cpu_before = cpu_time();
-            let result = if variant == Variant::NativeMmsg {
-                native::blast_mmsg(count, size, window)
-            } else {
-                native::blast(count, size, window)
+            let result = match variant {
+                Variant::NativeMmsg => native::blast_mmsg(count, size, window),
+                Variant::NativeGso => native::blast_gso(count, size, window),
+                Variant::NativeGro => native::blast_gro(count, size, window),
+                _ => native::blast(count, size, window),
             };
             blast_metrics(kind, &result, cpu_time() - cpu_before)
         }
@@ -510,15 +540,19 @@ fn format_ratio(ratio: f64) -> String {
     }
 }
 
-const USAGE: &str = "usage: wasi-udp-bench [--quick] [--only NAME]
+const USAGE: &str = "usage: wasi-udp-bench [--quick] [--only NAME] [--variants LIST]
 
-Runs each workload on this provider, wasmtime-wasi, native sockets
-(one syscall per datagram and sendmmsg/recvmmsg) and the simulated network,
-alternating, and prints a markdown table of medians (min-max) and ratios.
+Runs each workload on this provider, wasmtime-wasi, native sockets (one
+syscall per datagram; sendmmsg/recvmmsg; segmented sends with recvmmsg
+or with coalesced receives) and the simulated network, alternating, and
+prints a markdown table of medians (min-max) and ratios.
 
-  --quick      small counts and one repetition (a smoke run)
-  --only NAME  only the workloads whose name starts with NAME
-               (blast, pingpong, many-sockets, idle, stores)";
+  --quick           small counts and one repetition (a smoke run)
+  --only NAME       only the workloads whose name starts with NAME
+                    (blast, pingpong, many-sockets, idle, stores)
+  --variants LIST   only these columns, comma-separated (ours,
+                    wasmtime-wasi, native, native-mmsg, native-gso,
+                    native-gro, sim); ratios need ours";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -542,6 +576,7 @@ fn main() {
     }
     let mut quick = false;
     let mut only = None;
+    let mut chosen: Vec<Variant> = VARIANTS.to_vec();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -549,6 +584,19 @@ fn main() {
             "--only" => match rest.next() {
                 Some(name) => only = Some(name),
                 None => usage_error("--only needs a workload name"),
+            },
+            "--variants" => match rest.next() {
+                Some(list) => {
+                    chosen = list
+                        .split(',')
+                        .map(|name| {
+                            Variant::parse(name).unwrap_or_else(|| {
+                                usage_error(&format!("no variant is named `{name}`"))
+                            })
+                        })
+                        .collect();
+                }
+                None => usage_error("--variants needs a comma-separated list"),
             },
             other => usage_error(&format!("unexpected argument `{other}`")),
         }
@@ -589,10 +637,15 @@ fn main() {
         usage_error(&format!("no workload is named `{only}`"));
     }
 
-    println!(
-        "| workload | metric | ours | wasmtime-wasi | native | native-mmsg | sim | ours/wasmtime-wasi | ours/native | ours/native-mmsg |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut header = String::from("| workload | metric |");
+    for variant in VARIANTS {
+        header.push_str(&format!(" {} |", variant.name()));
+    }
+    for other in COMPARED {
+        header.push_str(&format!(" ours/{} |", other.name()));
+    }
+    println!("{header}");
+    println!("|{}", "---|".repeat(2 + VARIANTS.len() + COMPARED.len()));
     let mut headline = Vec::new();
     for kind in kinds {
         let name = kind.name();
@@ -613,7 +666,7 @@ fn main() {
             vec![vec![Vec::new(); kind.metrics().len()]; VARIANTS.len()];
         for _ in 0..reps {
             for (index, variant) in VARIANTS.into_iter().enumerate() {
-                if !kind.runs_on(variant) {
+                if !kind.runs_on(variant) || !chosen.contains(&variant) {
                     continue;
                 }
                 let result = match (memory, variant) {
@@ -658,50 +711,54 @@ fn main() {
             } else {
                 "↓"
             };
-            println!(
-                "| {name} | {} {arrow} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                metric.name,
-                cell(&medians[0]),
-                cell(&medians[1]),
-                cell(&medians[2]),
-                cell(&medians[3]),
-                cell(&medians[4]),
-                ratio(&medians[1]),
-                ratio(&medians[2]),
-                ratio(&medians[3]),
-            );
+            let mut row = format!("| {name} | {} {arrow} |", metric.name);
+            for summary in &medians {
+                row.push_str(&format!(" {} |", cell(summary)));
+            }
+            for other in COMPARED {
+                row.push_str(&format!(" {} |", ratio(&medians[other.index()])));
+            }
+            println!("{row}");
             let key = name.replace(' ', "");
-            let mut add = |label: &str, other: usize, other_name: &str| {
-                headline.push(format!(
-                    "{key}{label} ours/{other_name}={}",
-                    ratio(&medians[other])
-                ));
+            let mut add = |label: &str, other: Variant| {
+                let value = ratio(&medians[other.index()]);
+                if value != "–" {
+                    headline.push(format!("{key}{label} ours/{}={value}", other.name()));
+                }
             };
+            use Variant::{Native, NativeGro, NativeGso, NativeMmsg, WasmtimeWasi};
             match (kind, metric.name) {
-                (Kind::Blast { window, .. }, "dgram/s") if window != 0 => {
-                    add("", 1, "wasmtime-wasi");
-                    add("", 3, "native-mmsg");
+                (Kind::Blast { .. }, "dgram/s") => {
+                    for other in [WasmtimeWasi, NativeMmsg, NativeGso, NativeGro] {
+                        add("", other);
+                    }
                 }
-                (Kind::Blast { window, .. }, "CPU µs/dgram") if window != 0 => {
-                    add("-cpu", 2, "native");
+                (Kind::Blast { .. }, "CPU µs/dgram") => {
+                    add("-cpu", Native);
+                    add("-cpu", NativeGso);
                 }
-                (Kind::PingPong { .. }, "median µs") => add("-median", 2, "native"),
-                (Kind::PingPong { .. }, "p99 µs") => add("-p99", 2, "native"),
-                (Kind::ManySockets { .. }, "peak RSS MiB") => add("-rss", 1, "wasmtime-wasi"),
-                (Kind::Idle { .. }, _) => add("", 1, "wasmtime-wasi"),
-                (Kind::ManyStores { .. }, "round trips/s") => add("", 1, "wasmtime-wasi"),
-                (Kind::ManyStores { .. }, "p99 µs") => add("-p99", 1, "wasmtime-wasi"),
-                (Kind::ManyStores { .. }, "peak RSS MiB") => add("-rss", 1, "wasmtime-wasi"),
+                (Kind::PingPong { .. }, "median µs") => add("-median", Native),
+                (Kind::PingPong { .. }, "p99 µs") => add("-p99", Native),
+                (Kind::ManySockets { .. }, "peak RSS MiB") => add("-rss", WasmtimeWasi),
+                (Kind::Idle { .. }, _) => add("", WasmtimeWasi),
+                (Kind::ManyStores { .. }, "round trips/s") => add("", WasmtimeWasi),
+                (Kind::ManyStores { .. }, "p99 µs") => add("-p99", WasmtimeWasi),
+                (Kind::ManyStores { .. }, "peak RSS MiB") => add("-rss", WasmtimeWasi),
                 _ => {}
             }
         }
     }
     println!();
     println!(
-        "{repetitions} repetition(s) (memory workloads: {}), in-process runs alternate ours, \
-         wasmtime-wasi, native, native-mmsg, sim; each cell is the median (min–max); \
-         ratios are ours/other of the metric (↑: higher is better, ↓: lower is better)",
-        repetitions.min(3)
+        "{repetitions} repetition(s) (memory workloads: {}), in-process runs alternate {}; \
+         each cell is the median (min–max); ratios are ours/other of the metric \
+         (↑: higher is better, ↓: lower is better)",
+        repetitions.min(3),
+        chosen
+            .iter()
+            .map(|variant| variant.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("{}", headline.join("  "));
 }

@@ -1,14 +1,19 @@
 //! The workloads natively, in the same pattern as the guests: one process,
 //! loopback. `blast` uses std's `UdpSocket` one datagram per syscall, as a
 //! plain program would; `blast_mmsg` uses `sendmmsg`/`recvmmsg` batches of
-//! 64, the ceiling a host provider can aim for.
+//! 64; `blast_gso` sends each turn as one segmented send (UDP GSO) and
+//! receives with `recvmmsg`; `blast_gro` also receives coalesced (UDP GRO),
+//! many datagrams per buffer: the ceilings a host provider can aim for.
 
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, sendmsg, setsockopt, sockopt,
+};
 
 use crate::{BlastResult, latency_sample, rtts_summary};
 
@@ -147,6 +152,109 @@ pub fn blast_mmsg(count: u64, size: usize, window: u64) -> BlastResult {
                 None,
             )
             .map(Iterator::count)
+            .map_err(io::Error::from);
+            would_block_is_zero(result)
+        },
+    )
+}
+
+/// Sends up to `room` datagrams of `payload` as one segmented send (UDP GSO,
+/// at most [`TURN`] segments and 64 KiB per call); how many went.
+fn send_segmented(tx: &UdpSocket, payload: &[u8], room: u64) -> u64 {
+    let segments = room.min(TURN).min(65_507 / payload.len().max(1) as u64) as usize;
+    let payloads: [IoSlice<'_>; TURN as usize] = [IoSlice::new(payload); TURN as usize];
+    let segment_size = payload.len() as u16;
+    let result = sendmsg::<SockaddrStorage>(
+        tx.as_raw_fd(),
+        &payloads[..segments],
+        &[ControlMessage::UdpGsoSegments(&segment_size)],
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map(|_| segments)
+    .map_err(io::Error::from);
+    would_block_is_zero(result)
+}
+
+/// [`blast_mmsg`] with each turn sent as one segmented send (UDP GSO), and
+/// received with `recvmmsg` as ordinary datagrams.
+pub fn blast_gso(count: u64, size: usize, window: u64) -> BlastResult {
+    let (rx, tx) = blast_pair();
+    let payload = vec![0xab; size];
+    let mut storage = vec![0u8; TURN as usize * 2048];
+    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(TURN as usize, None);
+    blast_loop(
+        count,
+        window,
+        |room| send_segmented(&tx, &payload, room),
+        || {
+            let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
+                .chunks_exact_mut(2048)
+                .map(|slot| [IoSliceMut::new(slot)])
+                .collect();
+            let result = recvmmsg(
+                rx.as_raw_fd(),
+                &mut receive_headers,
+                buffers.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map(Iterator::count)
+            .map_err(io::Error::from);
+            would_block_is_zero(result)
+        },
+    )
+}
+
+/// Buffers per `recvmmsg` when receiving coalesced: each can hold a whole
+/// segmented send.
+const COALESCED_BUFFERS: usize = 8;
+
+/// [`blast_gso`] with the receiver asking for coalesced datagrams (UDP GRO):
+/// one buffer carries a run of equal-sized datagrams, counted by the segment
+/// size the kernel reports with it.
+pub fn blast_gro(count: u64, size: usize, window: u64) -> BlastResult {
+    let (rx, tx) = blast_pair();
+    setsockopt(&rx, sockopt::UdpGroSegment, &true).expect("UDP_GRO");
+    let payload = vec![0xab; size];
+    let mut storage = vec![0u8; COALESCED_BUFFERS * 65_536];
+    let mut receive_headers = MultiHeaders::<SockaddrStorage>::preallocate(
+        COALESCED_BUFFERS,
+        Some(nix::cmsg_space!(i32)),
+    );
+    blast_loop(
+        count,
+        window,
+        |room| send_segmented(&tx, &payload, room),
+        || {
+            let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
+                .chunks_exact_mut(65_536)
+                .map(|slot| [IoSliceMut::new(slot)])
+                .collect();
+            let result = recvmmsg(
+                rx.as_raw_fd(),
+                &mut receive_headers,
+                buffers.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map(|messages| {
+                messages
+                    .map(|message| {
+                        let segment = message
+                            .cmsgs()
+                            .ok()
+                            .and_then(|mut cmsgs| {
+                                cmsgs.find_map(|cmsg| match cmsg {
+                                    ControlMessageOwned::UdpGroSegments(size) => Some(size),
+                                    _ => None,
+                                })
+                            })
+                            .map_or(message.bytes, |size| size.max(1) as usize);
+                        message.bytes.div_ceil(segment).max(1)
+                    })
+                    .sum()
+            })
             .map_err(io::Error::from);
             would_block_is_zero(result)
         },
