@@ -16,10 +16,12 @@ use crate::lookup::{NameLookup, ResolveAddressStream};
 use crate::policy::{DenyAll, Rule, RuleSet, UdpPolicy};
 use crate::report::{Hints, Reporter};
 
-/// How many datagrams one receive syscall can take: each store keeps this
-/// many 64 KiB receive slots, allocated on the first `receive`. Pages become
-/// resident only as datagrams land in them (a page per slot for small
-/// datagrams, 2 MiB at most). A `receive` asking for more makes more calls.
+/// Most buffers one receive syscall can take: each store keeps this many
+/// 64 KiB receive slots (fewer when its `max_receive_batch` is smaller),
+/// allocated on the first `receive`. Pages become resident only as datagrams
+/// land in them (a page per slot for small datagrams, 2 MiB at most); a slot
+/// may hold a run of up to 64 datagrams the kernel coalesced. A `receive`
+/// asking for more makes more calls.
 pub(crate) const RECEIVE_SLOTS: usize = 32;
 
 /// The UDP provider's state for one store.

@@ -145,10 +145,11 @@ impl HostIncomingDatagramStream for UdpCtxView<'_> {
             .unwrap_or(usize::MAX)
             .min(self.ctx.shared.limits.max_receive_batch);
         let stream = self.table.get(&this)?;
+        let slot_count = RECEIVE_SLOTS.min(self.ctx.shared.limits.max_receive_batch);
         let slots = self
             .ctx
             .receive_slots
-            .get_or_insert_with(|| ReceiveSlots::new(RECEIVE_SLOTS));
+            .get_or_insert_with(|| ReceiveSlots::new(slot_count));
         let received = stream.receive(max, slots).map_err(|e| stream.note(e))?;
         Ok(received
             .into_iter()
