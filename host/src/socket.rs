@@ -51,8 +51,12 @@ pub(crate) struct SocketCore {
     /// The largest payload of the last `send`: what permits are sized for.
     pub(crate) last_payload_len: AtomicUsize,
     /// What this socket's receive and send buffers are charged against the
-    /// store's buffer budget: their sizes as the kernel accounts them.
+    /// store's buffer budget: their sizes as the kernel accounts them, and
+    /// `coalescing_reserve`.
     buffers_charged: AtomicUsize,
+    /// Host memory set aside for the rest of a coalesced buffer (0 when the
+    /// socket receives datagram by datagram).
+    coalescing_reserve: usize,
     /// The kernel's count of datagrams this socket dropped for a full
     /// receive queue, as last reported.
     pub(crate) kernel_drops_seen: std::sync::atomic::AtomicU32,
@@ -219,6 +223,7 @@ impl UdpSocket {
             UdpError::from(code)
         })?;
         let charged = charge_new_socket(io.as_ref(), shared, slot.live())?;
+        let coalescing_reserve = reserve_for_coalescing(io.as_ref(), shared, slot.live());
         let stats = shared.sockets.open(family);
         let span = tracing::debug_span!("udp_socket", handle = tracing::field::Empty);
         Ok(Self {
@@ -229,7 +234,8 @@ impl UdpSocket {
                 pending_error: Mutex::new(None),
                 send_buffer_full: AtomicBool::new(false),
                 last_payload_len: AtomicUsize::new(0),
-                buffers_charged: AtomicUsize::new(charged),
+                buffers_charged: AtomicUsize::new(charged + coalescing_reserve),
+                coalescing_reserve,
                 kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
                 reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
                 stats,
@@ -464,7 +470,7 @@ impl UdpSocket {
             Buffer::Send => io.set_send_buffer_size(wanted),
         })?;
         let (receive, send) = option_result(io.buffer_charges())?;
-        let charged = receive + send;
+        let charged = receive + send + self.core.coalescing_reserve;
         let before = self.core.buffers_charged.swap(charged, Ordering::Relaxed);
         shared.buffers.replace(before, charged);
         Ok(())
@@ -562,6 +568,19 @@ fn charge_new_socket(
         )
     });
     Ok(charged)
+}
+
+/// Sets host memory aside for coalesced receives when the store's budget has
+/// room for it beyond the smallest buffers of the sockets it may still
+/// create; returns what was set aside (0: the socket then receives datagram
+/// by datagram, which is only slower).
+fn reserve_for_coalescing(io: &dyn DatagramSocket, shared: &StoreShared, live: usize) -> usize {
+    let reserve = io.coalescing_reserve();
+    if reserve == 0 || reserve > growth_room(shared, live) || !shared.buffers.try_charge(reserve) {
+        return 0;
+    }
+    io.allow_coalescing();
+    reserve
 }
 
 fn report_capped(shared: &StoreShared, limit: Limit, wanted: usize, granted: usize) {

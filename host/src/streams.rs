@@ -762,6 +762,7 @@ mod tests {
                         let buffer = slots.slots_mut(slot + 1).nth(slot).expect("slot");
                         buffer[..data.len()].copy_from_slice(data);
                         landed.push(Received {
+                            offset: 0,
                             slot,
                             len: data.len(),
                             source: source.parse().expect("source"),
@@ -917,6 +918,7 @@ mod tests {
                     buffer[0] = 1;
                     let source = "127.0.0.1:9".parse().expect("addr");
                     landed.push(Received {
+                        offset: 0,
                         slot,
                         len: 1,
                         source,

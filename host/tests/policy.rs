@@ -204,7 +204,10 @@ fn without_a_send_rule_nothing_leaves_connected_or_not() {
     );
     assert_eq!(outcome.stats.denied, 0, "{outcome:?}");
     assert_eq!(outcome.stats.errors, 0, "{outcome:?}");
-    assert_eq!((outcome.stats.bytes_sent, outcome.stats.bytes_received), (2, 7));
+    assert_eq!(
+        (outcome.stats.bytes_sent, outcome.stats.bytes_received),
+        (2, 7)
+    );
 }
 
 #[test]

@@ -321,4 +321,12 @@ impl DatagramSocket for CapturingSocket {
     fn buffer_charges(&self) -> io::Result<(usize, usize)> {
         self.inner.buffer_charges()
     }
+
+    fn coalescing_reserve(&self) -> usize {
+        self.inner.coalescing_reserve()
+    }
+
+    fn allow_coalescing(&self) {
+        self.inner.allow_coalescing();
+    }
 }

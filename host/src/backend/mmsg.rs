@@ -1,27 +1,134 @@
-//! Linux's batch syscalls through nix's safe wrappers: one syscall for a
-//! whole `send` or `receive` batch. `sendmmsg` and `recvmmsg` carry any
-//! mix of datagrams; a run of equal-sized datagrams to one destination goes
-//! as one segmented send (UDP GSO), which the kernel builds as a single
-//! packet and splits into datagrams on the wire (or, on loopback, at the
-//! receiving socket), so the receiver sees ordinary datagrams either way.
+//! Linux's batch syscalls behind a small safe API: one syscall for a whole
+//! `send` or `receive` batch, with the syscall scratch (message headers,
+//! iovecs, addresses, control messages) on the stack, so nothing is
+//! allocated per call.
+//!
+//! `sendmmsg` and `recvmmsg` carry any mix of datagrams; a run of
+//! equal-sized datagrams to one destination goes as one segmented send (UDP
+//! GSO), which the kernel builds as a single packet and splits into
+//! datagrams on the wire (or, on loopback, at the receiving socket). A
+//! socket that asked for coalesced receives (UDP GRO) may get such a run
+//! back as one buffer, reported with its segment size.
+//!
+//! Every `unsafe` block here hands the kernel pointers into locals of the
+//! same function that outlive the syscall, and reads back only what the
+//! kernel reported it wrote.
+#![allow(unsafe_code)]
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::io;
+use std::mem::{self, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::ptr;
 
-use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+use super::Transmit;
 
-use super::{ReceiveSlots, Received, Transmit};
-
-/// The kernel refuses vectors longer than this (`UIO_MAXIOV`).
-const MAX_VECTOR: usize = 1024;
+/// Most datagrams one `sendmmsg` or `recvmmsg` takes here: the stack
+/// scratch is sized for it. Larger batches take several calls.
+pub(super) const MAX_BATCH: usize = 64;
 
 /// Most segments the kernel accepts in one segmented send
-/// (`UDP_MAX_SEGMENTS` on older kernels; newer ones take more).
-const MAX_SEGMENTS: usize = 64;
+/// (`UDP_MAX_SEGMENTS` on older kernels; newer ones take more), and most it
+/// coalesces into one received buffer (`UDP_GRO_CNT_MAX`).
+pub(super) const MAX_SEGMENTS: usize = 64;
 
 /// Most bytes one segmented send may carry: the largest IPv4 UDP payload.
 const MAX_SEGMENTED_BYTES: usize = 65_507;
+
+/// Room for the control messages a received datagram may carry: the
+/// kernel's drop counter (`SO_RXQ_OVFL`, a `u32`) and the segment size of a
+/// coalesced buffer (`UDP_GRO`, an `int`), each 16 bytes with its header.
+/// `u64`s keep it aligned for `cmsghdr`.
+type ControlBuffer = [u64; 8];
+
+/// A socket address as the kernel reads or writes it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+union RawAddress {
+    v4: libc::sockaddr_in,
+    v6: libc::sockaddr_in6,
+}
+
+impl RawAddress {
+    fn zeroed() -> Self {
+        // SAFETY: both variants are plain C structs for which all-zero bytes
+        // are a valid (unspecified-family) value.
+        unsafe { mem::zeroed() }
+    }
+
+    /// `addr` in the kernel's layout, with its length.
+    fn from_socket_addr(addr: &SocketAddr) -> (Self, libc::socklen_t) {
+        let mut raw = Self::zeroed();
+        match addr {
+            SocketAddr::V4(v4) => {
+                raw.v4 = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: v4.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                (raw, mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            }
+            SocketAddr::V6(v6) => {
+                raw.v6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: v6.port().to_be(),
+                    sin6_flowinfo: v6.flowinfo().to_be(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: v6.ip().octets(),
+                    },
+                    sin6_scope_id: v6.scope_id(),
+                };
+                (raw, mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            }
+        }
+    }
+
+    /// The address the kernel wrote, if it is an IP one.
+    fn to_socket_addr(self, len: libc::socklen_t) -> Option<SocketAddr> {
+        let len = len as usize;
+        // SAFETY: the family field sits at the same offset in both variants,
+        // and the kernel wrote at least `len` bytes of the variant it names.
+        let family = i32::from(unsafe { self.v4.sin_family });
+        if family == libc::AF_INET && len >= mem::size_of::<libc::sockaddr_in>() {
+            // SAFETY: as above: an AF_INET address fills `v4`.
+            let v4 = unsafe { self.v4 };
+            let ip = Ipv4Addr::from(v4.sin_addr.s_addr.to_ne_bytes());
+            return Some(SocketAddrV4::new(ip, u16::from_be(v4.sin_port)).into());
+        }
+        if family == libc::AF_INET6 && len >= mem::size_of::<libc::sockaddr_in6>() {
+            // SAFETY: as above: an AF_INET6 address fills `v6`.
+            let v6 = unsafe { self.v6 };
+            let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            return Some(
+                SocketAddrV6::new(
+                    ip,
+                    u16::from_be(v6.sin6_port),
+                    u32::from_be(v6.sin6_flowinfo),
+                    v6.sin6_scope_id,
+                )
+                .into(),
+            );
+        }
+        None
+    }
+}
+
+fn iovec(bytes: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    }
+}
+
+/// A zeroed `msghdr`: the fields a platform adds stay zero.
+fn empty_msghdr() -> libc::msghdr {
+    // SAFETY: `msghdr` is a plain C struct; all-zero is "no name, no
+    // vectors, no control".
+    unsafe { mem::zeroed() }
+}
 
 /// How many datagrams from the front of `batch` can go as one segmented
 /// send: all to the same destination, all of the first one's size except
@@ -56,162 +163,246 @@ pub(super) fn segmentable_run(batch: &[Transmit<'_>]) -> usize {
 /// Sends `run` (from [`segmentable_run`]) as one segmented send: all of it
 /// or none.
 pub(super) fn send_segmented(socket: &impl AsRawFd, run: &[Transmit<'_>]) -> io::Result<usize> {
-    let payloads: Vec<IoSlice<'_>> = run
-        .iter()
-        .map(|transmit| IoSlice::new(transmit.payload))
-        .collect();
+    let run = &run[..run.len().min(MAX_SEGMENTS)];
     let segment_size = u16::try_from(run[0].payload.len())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let destination = run[0].destination.map(SockaddrStorage::from);
-    nix::sys::socket::sendmsg(
-        socket.as_raw_fd(),
-        &payloads,
-        &[ControlMessage::UdpGsoSegments(&segment_size)],
-        MsgFlags::MSG_DONTWAIT,
-        destination.as_ref(),
-    )
-    .map_err(io::Error::from)?;
+    let mut iovecs = [iovec(&[]); MAX_SEGMENTS];
+    for (slot, transmit) in iovecs.iter_mut().zip(run) {
+        *slot = iovec(transmit.payload);
+    }
+    let (mut name, name_len) = match &run[0].destination {
+        Some(addr) => RawAddress::from_socket_addr(addr),
+        None => (RawAddress::zeroed(), 0),
+    };
+    let mut control: ControlBuffer = [0; 8];
+    let mut message = empty_msghdr();
+    if name_len > 0 {
+        message.msg_name = ptr::from_mut(&mut name).cast();
+        message.msg_namelen = name_len;
+    }
+    message.msg_iov = iovecs.as_mut_ptr();
+    message.msg_iovlen = run.len() as _;
+    message.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    message.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as _;
+    // SAFETY: the control buffer is at least CMSG_SPACE(2) bytes and aligned
+    // for `cmsghdr`, so the first header and its data fit inside it.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_UDP;
+        (*header).cmsg_type = libc::UDP_SEGMENT;
+        (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+        ptr::write_unaligned(libc::CMSG_DATA(header).cast::<u16>(), segment_size);
+    }
+    // SAFETY: every pointer in `message` points into a local above, alive
+    // across the call; the kernel only reads them.
+    let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(run.len())
 }
 
 /// Sends the front of `batch` in one `sendmmsg`: returns how many datagrams
 /// the kernel took (at least one), or why it took none.
 pub(super) fn send(socket: &impl AsRawFd, batch: &[Transmit<'_>]) -> io::Result<usize> {
-    let batch = &batch[..batch.len().min(MAX_VECTOR)];
-    let payloads: Vec<[IoSlice<'_>; 1]> = batch
-        .iter()
-        .map(|transmit| [IoSlice::new(transmit.payload)])
-        .collect();
-    let destinations: Vec<Option<SockaddrStorage>> = batch
-        .iter()
-        .map(|transmit| transmit.destination.map(SockaddrStorage::from))
-        .collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(batch.len(), None);
-    let sent = nix::sys::socket::sendmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        &payloads,
-        &destinations,
-        [],
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?
-    .count();
-    if sent == 0 {
+    let batch = &batch[..batch.len().min(MAX_BATCH)];
+    let mut iovecs = [iovec(&[]); MAX_BATCH];
+    let mut names = [RawAddress::zeroed(); MAX_BATCH];
+    // SAFETY: `mmsghdr` is a plain C struct; all-zero is an empty message.
+    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    for (index, transmit) in batch.iter().enumerate() {
+        iovecs[index] = iovec(transmit.payload);
+        let header = &mut headers[index].msg_hdr;
+        header.msg_iov = ptr::from_mut(&mut iovecs[index]);
+        header.msg_iovlen = 1;
+        if let Some(addr) = &transmit.destination {
+            let (name, len) = RawAddress::from_socket_addr(addr);
+            names[index] = name;
+            header.msg_name = ptr::from_mut(&mut names[index]).cast();
+            header.msg_namelen = len;
+        }
+    }
+    // SAFETY: the first `batch.len()` headers point into `iovecs` and
+    // `names`, locals alive across the call; the kernel reads them and
+    // writes only each header's `msg_len`.
+    let sent = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            batch.len() as _,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    match sent {
+        n if n < 0 => Err(io::Error::last_os_error()),
         // Not expected for a non-empty batch; report it as a full buffer
         // rather than spin.
-        return Err(io::ErrorKind::WouldBlock.into());
+        0 => Err(io::ErrorKind::WouldBlock.into()),
+        n => Ok(n as usize),
     }
-    Ok(sent)
 }
 
-/// Receives up to `max` queued datagrams into the first `max` slots in one
-/// `recvmmsg`, appending where each landed to `landed`. Fails with
-/// would-block when nothing is queued.
-pub(super) fn receive(
-    socket: &impl AsRawFd,
-    slots: &mut ReceiveSlots,
-    max: usize,
-    landed: &mut Vec<Received>,
-) -> io::Result<()> {
-    let max = max.min(MAX_VECTOR);
-    let drops = receive_into(socket, slots, max, landed)?;
-    if let Some(drops) = drops {
-        slots.note_kernel_drops(drops);
-    }
-    Ok(())
+/// One buffer `recvmmsg` filled.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Message {
+    /// Bytes written to the buffer.
+    pub(super) len: usize,
+    /// Who sent it.
+    pub(super) source: SocketAddr,
+    /// For a coalesced buffer, the size of each datagram in it (the last
+    /// may be shorter); `None` for one datagram.
+    pub(super) segment_size: Option<usize>,
 }
 
-/// [`receive`]'s syscall: returns the kernel's drop counter if a datagram
-/// carried one.
-fn receive_into(
-    socket: &impl AsRawFd,
-    slots: &mut ReceiveSlots,
-    max: usize,
-    landed: &mut Vec<Received>,
-) -> io::Result<Option<u32>> {
-    let mut buffers: Vec<[IoSliceMut<'_>; 1]> = slots
-        .slots_mut(max)
-        .map(|slot| [IoSliceMut::new(slot)])
-        .collect();
-    let mut headers =
-        MultiHeaders::<SockaddrStorage>::preallocate(buffers.len(), Some(nix::cmsg_space!(u32)));
-    let results = nix::sys::socket::recvmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        buffers.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    let mut drops = None;
-    for (slot, message) in results.enumerate() {
-        drops = drops.max(drop_counter(&message));
-        let source = message
-            .address
-            .as_ref()
-            .and_then(socket_addr)
-            .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
-        landed.push(Received {
-            slot,
-            len: message.bytes,
-            source,
-        });
-    }
-    Ok(drops)
+/// What one [`receive`] got besides the messages.
+#[derive(Debug, Default)]
+pub(super) struct ReceiveInfo {
+    /// How many buffers were filled.
+    pub(super) messages: usize,
+    /// The kernel's count of datagrams this socket dropped for a full
+    /// receive queue, as of the last datagram that reported it.
+    pub(super) kernel_drops: Option<u32>,
 }
 
-/// Receives one queued datagram into the first slot with `recvmsg`, so
-/// that the kernel's drop counter comes with it.
-pub(super) fn receive_one(
+/// Receives into `buffers` (at most [`MAX_BATCH`] of them) the buffers
+/// queued, in one `recvmmsg`, calling `each` with each message's buffer
+/// index and [`Message`]. Fails with would-block when nothing is queued.
+pub(super) fn receive<'a>(
     socket: &impl AsRawFd,
-    slots: &mut ReceiveSlots,
-    landed: &mut Vec<Received>,
-) -> io::Result<()> {
-    let mut control = [0u8; 64];
-    let (len, source, drops) = {
-        let Some(buffer) = slots.slots_mut(1).next() else {
-            return Ok(());
+    buffers: impl IntoIterator<Item = &'a mut [u8]>,
+    mut each: impl FnMut(usize, Message),
+) -> io::Result<ReceiveInfo> {
+    let mut iovecs = [iovec(&[]); MAX_BATCH];
+    let mut names = [MaybeUninit::<RawAddress>::uninit(); MAX_BATCH];
+    let mut controls: [ControlBuffer; MAX_BATCH] = [[0; 8]; MAX_BATCH];
+    // SAFETY: `mmsghdr` is a plain C struct; all-zero is an empty message.
+    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    let mut count = 0;
+    for (index, buffer) in buffers.into_iter().take(MAX_BATCH).enumerate() {
+        count = index + 1;
+        iovecs[index] = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
         };
-        let mut iov = [IoSliceMut::new(buffer)];
-        let message = nix::sys::socket::recvmsg::<SockaddrStorage>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut control),
-            MsgFlags::MSG_DONTWAIT,
-        )
-        .map_err(io::Error::from)?;
-        (message.bytes, message.address, drop_counter(&message))
-    };
-    if let Some(drops) = drops {
-        slots.note_kernel_drops(drops);
+        let header = &mut headers[index].msg_hdr;
+        header.msg_iov = ptr::from_mut(&mut iovecs[index]);
+        header.msg_iovlen = 1;
+        header.msg_name = names[index].as_mut_ptr().cast();
+        header.msg_namelen = mem::size_of::<RawAddress>() as libc::socklen_t;
+        header.msg_control = controls[index].as_mut_ptr().cast();
+        header.msg_controllen = mem::size_of::<ControlBuffer>() as _;
     }
-    let source = source
-        .as_ref()
-        .and_then(socket_addr)
-        .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
-    landed.push(Received {
-        slot: 0,
-        len,
-        source,
-    });
+    if count == 0 {
+        return Ok(ReceiveInfo::default());
+    }
+    // SAFETY: the first `count` headers point into `iovecs` (over the
+    // caller's buffers, borrowed mutably for `'a`), `names` and
+    // `controls`, all alive across the call; the kernel writes at most their
+    // stated lengths and reports how many messages it filled.
+    let filled = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            count as _,
+            libc::MSG_DONTWAIT,
+            ptr::null_mut(),
+        )
+    };
+    if filled < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut info = ReceiveInfo {
+        messages: filled as usize,
+        kernel_drops: None,
+    };
+    for (index, header) in headers.iter().enumerate().take(info.messages) {
+        let (drops, segment_size) = control_messages(&header.msg_hdr);
+        info.kernel_drops = info.kernel_drops.max(drops);
+        // SAFETY: the kernel wrote `msg_namelen` bytes of the source address
+        // into this name; `to_socket_addr` reads only what the family and
+        // length say is there.
+        let name = unsafe { names[index].assume_init() };
+        let source = name
+            .to_socket_addr(header.msg_hdr.msg_namelen)
+            .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
+        let len = header.msg_len as usize;
+        each(
+            index,
+            Message {
+                len,
+                source,
+                segment_size: segment_size.filter(|size| *size > 0 && *size < len),
+            },
+        );
+    }
+    Ok(info)
+}
+
+/// The kernel's drop counter and a coalesced buffer's segment size, from a
+/// received message's control messages.
+fn control_messages(header: &libc::msghdr) -> (Option<u32>, Option<usize>) {
+    let (mut drops, mut segment_size) = (None, None);
+    // SAFETY: the kernel set `msg_controllen` to what it wrote into the
+    // control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR stay within it, and each
+    // value is read unaligned from its header's data.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            let level = (*cmsg).cmsg_level;
+            let kind = (*cmsg).cmsg_type;
+            if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL {
+                drops = Some(ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>()));
+            } else if level == libc::SOL_UDP && kind == libc::UDP_GRO {
+                let size = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                segment_size = usize::try_from(size).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    (drops, segment_size)
+}
+
+/// Asks the kernel to coalesce runs of datagrams into one buffer (UDP GRO),
+/// or to stop.
+pub(super) fn set_coalescing(socket: &impl AsRawFd, on: bool) -> io::Result<()> {
+    let value = libc::c_int::from(on);
+    // SAFETY: the option value is a local `int`, passed with its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            ptr::from_ref(&value).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
-/// The kernel's count of datagrams this socket dropped for a full receive
-/// queue, as of this datagram (`SO_RXQ_OVFL`; absent until the first drop).
-fn drop_counter<S>(message: &nix::sys::socket::RecvMsg<'_, '_, S>) -> Option<u32> {
-    message.cmsgs().ok()?.find_map(|cmsg| match cmsg {
-        nix::sys::socket::ControlMessageOwned::RxqOvfl(count) => Some(count),
-        _ => None,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn socket_addr(storage: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = storage.as_sockaddr_in() {
-        return Some(SocketAddrV4::from(*v4).into());
+    #[test]
+    fn addresses_survive_the_kernel_layout() {
+        for addr in [
+            "127.0.0.1:53",
+            "[::1]:5353",
+            "[fe80::1%7]:1",
+            "255.255.255.255:65535",
+        ] {
+            let addr: SocketAddr = addr.parse().expect("address");
+            let (raw, len) = RawAddress::from_socket_addr(&addr);
+            assert_eq!(raw.to_socket_addr(len), Some(addr));
+        }
+        let flow: SocketAddr = SocketAddrV6::new(Ipv6Addr::LOCALHOST, 9, 0x12345, 0).into();
+        let (raw, len) = RawAddress::from_socket_addr(&flow);
+        assert_eq!(raw.to_socket_addr(len), Some(flow));
+        let (raw, _) = RawAddress::from_socket_addr(&"[::1]:1".parse().expect("address"));
+        assert_eq!(raw.to_socket_addr(4), None, "a short name is no address");
     }
-    storage
-        .as_sockaddr_in6()
-        .map(|v6| SocketAddrV6::from(*v6).into())
 }

@@ -154,6 +154,21 @@ pub trait DatagramSocket: Send + Sync + fmt::Debug {
     /// # Errors
     /// As `getsockopt(2)`.
     fn buffer_charges(&self) -> io::Result<(usize, usize)>;
+
+    /// The host memory the socket needs to take runs of datagrams the
+    /// network coalesced into one buffer: the rest of one such buffer,
+    /// held between receives when a receive asks for fewer datagrams than
+    /// the buffer carries. 0 where the network never coalesces.
+    fn coalescing_reserve(&self) -> usize {
+        0
+    }
+
+    /// Lets the socket take coalesced runs of datagrams when its traffic
+    /// has them, holding at most [`coalescing_reserve`](Self::coalescing_reserve)
+    /// bytes between receives; the caller has set that memory aside.
+    /// Datagrams come out one by one either way, each with its own size and
+    /// source.
+    fn allow_coalescing(&self) {}
 }
 
 /// Which IP family a socket was created for.
@@ -210,6 +225,9 @@ pub struct SendOutcome {
 pub struct Received {
     /// Which slot holds it.
     pub slot: usize,
+    /// Where in the slot it starts: a slot may hold a run of datagrams the
+    /// network coalesced, one after another.
+    pub offset: usize,
     /// Its length in bytes.
     pub len: usize,
     /// Who sent it.
@@ -273,12 +291,18 @@ impl ReceiveSlots {
 
     /// The bytes of `received`.
     pub fn datagram(&self, received: &Received) -> &[u8] {
-        let start = received.slot * Self::SLOT_SIZE;
+        let start = received.slot * Self::SLOT_SIZE + received.offset;
         &self.storage[start..start + received.len]
     }
 
     /// The first `n` slots, as buffers to receive into.
     pub fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
         self.storage.chunks_exact_mut(Self::SLOT_SIZE).take(n)
+    }
+
+    /// Slot `index`, as a buffer to receive or copy into.
+    pub fn slot_mut(&mut self, index: usize) -> &mut [u8] {
+        let start = index * Self::SLOT_SIZE;
+        &mut self.storage[start..start + Self::SLOT_SIZE]
     }
 }

@@ -43,6 +43,10 @@ pub(crate) struct OsSocket {
     /// error, after which runs go through `sendmmsg` like any batch.
     #[cfg(target_os = "linux")]
     segmented_sends: std::sync::atomic::AtomicBool,
+    /// How the socket takes coalesced runs of datagrams, once the store
+    /// has set memory aside for it (see [`Coalescing`]).
+    #[cfg(target_os = "linux")]
+    coalescing: OnceLock<std::sync::Mutex<Coalescing>>,
 }
 
 /// The operating system's network: real UDP sockets. The default
@@ -118,6 +122,8 @@ impl OsSocket {
             socket,
             #[cfg(target_os = "linux")]
             segmented_sends: std::sync::atomic::AtomicBool::new(true),
+            #[cfg(target_os = "linux")]
+            coalescing: OnceLock::new(),
         })
     }
 
@@ -232,6 +238,7 @@ impl OsSocket {
             .and_then(|source| SocketAddr::try_from(source).ok())
             .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
         landed.push(Received {
+            offset: 0,
             slot: 0,
             len,
             source,
@@ -242,6 +249,16 @@ impl OsSocket {
     /// Whether a receive would return a datagram or an error now (a failed
     /// `poll` counts as yes, as for [`writable_now`](Self::writable_now)).
     fn receivable_now(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.coalescing.get().is_some_and(|coalescing| {
+            !coalescing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remainder
+                .is_empty()
+        }) {
+            return true;
+        }
         self.poll_now(PollFlags::IN)
             .is_none_or(|flags| flags.intersects(PollFlags::IN | PollFlags::ERR))
     }
@@ -415,10 +432,12 @@ impl DatagramSocket for OsSocket {
         // available" is the only reason for an empty list). A pending socket
         // error comes back from this call too.
         #[cfg(target_os = "linux")]
-        let result = if max > 1 {
-            mmsg::receive(&self.socket, slots, max, landed)
-        } else {
-            mmsg::receive_one(&self.socket, slots, landed)
+        let result = match self.coalescing.get() {
+            Some(coalescing) => coalescing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .receive(&self.socket, slots, max, landed),
+            None => receive_plain(&self.socket, slots, max, landed),
         };
         #[cfg(not(target_os = "linux"))]
         let result = self.receive_one(slots, landed);
@@ -428,6 +447,19 @@ impl DatagramSocket for OsSocket {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// The rest of the largest buffer the kernel coalesces.
+    #[cfg(target_os = "linux")]
+    fn coalescing_reserve(&self) -> usize {
+        ReceiveSlots::SLOT_SIZE
+    }
+
+    #[cfg(target_os = "linux")]
+    fn allow_coalescing(&self) {
+        let _ = self
+            .coalescing
+            .set(std::sync::Mutex::new(Coalescing::default()));
     }
 
     /// Whether the send buffer has room now (one `poll`). A failed `poll`
@@ -506,6 +538,269 @@ fn pin_ephemeral_port(socket: &SockRef<'_>, requested: SocketAddr) -> io::Result
     match socket.bind(&pinned.into()) {
         Ok(()) => Ok(()),
         Err(_) => socket.bind(&requested.into()),
+    }
+}
+
+/// One `recvmmsg` of up to `max` datagrams, each in its own slot: for a
+/// socket that never takes coalesced buffers.
+#[cfg(target_os = "linux")]
+fn receive_plain(
+    socket: &Socket,
+    slots: &mut ReceiveSlots,
+    max: usize,
+    landed: &mut Vec<Received>,
+) -> io::Result<()> {
+    let info = mmsg::receive(socket, slots.slots_mut(max), |slot, message| {
+        landed.push(Received {
+            slot,
+            offset: 0,
+            len: message.len,
+            source: message.source,
+        });
+    })?;
+    if let Some(drops) = info.kernel_drops {
+        slots.note_kernel_drops(drops);
+    }
+    Ok(())
+}
+
+/// Datagrams a socket receives in a row, each alone in its buffer, before
+/// it stops asking the kernel to coalesce.
+#[cfg(target_os = "linux")]
+const UNCOALESCED_STREAK: u32 = 256;
+
+/// Batches in a row that look like one bulk flow (at least
+/// [`BULK_BATCH`] datagrams, one source, one size) before a socket asks the
+/// kernel to coalesce.
+#[cfg(target_os = "linux")]
+const BULK_BATCHES: u32 = 2;
+
+/// The smallest batch that counts towards [`BULK_BATCHES`].
+#[cfg(target_os = "linux")]
+const BULK_BATCH: usize = 16;
+
+/// Coalesced receives (UDP GRO) for one socket.
+///
+/// The kernel can hand a socket a run of equal-sized datagrams from one
+/// source as one buffer: one syscall and one copy for up to 64 datagrams.
+/// It pays off for bulk flows and costs batching for everything else, so
+/// the socket turns it on when its batches look like one bulk flow and off
+/// when it stops seeing coalesced buffers.
+///
+/// Invariants:
+/// - While `kernel_coalesces` is set, or `draining` is, the queue may hold
+///   coalesced buffers, so a receive reads at most `ceil(wanted / 64)`
+///   buffers per syscall: all but the last are then taken whole, and only
+///   the last can have datagrams left over.
+/// - Left-over datagrams (at most one buffer's worth) wait in `remainder`
+///   and go out first, before anything newer from the kernel.
+/// - `draining` is cleared only by a receive that found the queue empty
+///   after the kernel stopped coalescing: from then on, every buffer is one
+///   datagram and a receive may read `wanted` buffers at once.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Default)]
+pub(crate) struct Coalescing {
+    kernel_coalesces: bool,
+    draining: bool,
+    /// Datagrams received alone in a row while the kernel coalesces.
+    uncoalesced: u32,
+    /// Batches in a row that looked like one bulk flow.
+    bulk_batches: u32,
+    remainder: Remainder,
+}
+
+/// The datagrams of a coalesced buffer a receive did not take.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Default)]
+struct Remainder {
+    /// The buffer's bytes from the first datagram not yet taken; its
+    /// capacity (one slot) is allocated once and kept.
+    bytes: Vec<u8>,
+    /// Where the next datagram starts in `bytes`.
+    start: usize,
+    segment_size: usize,
+    source: Option<SocketAddr>,
+}
+
+#[cfg(target_os = "linux")]
+impl Remainder {
+    fn is_empty(&self) -> bool {
+        self.start >= self.bytes.len()
+    }
+
+    /// Keeps `bytes` (a coalesced buffer's datagrams from the first one not
+    /// taken) for the next receives.
+    fn keep(&mut self, bytes: &[u8], segment_size: usize, source: SocketAddr) {
+        debug_assert!(self.is_empty(), "one buffer's rest at a time");
+        self.bytes.clear();
+        self.bytes.extend_from_slice(bytes);
+        self.start = 0;
+        self.segment_size = segment_size;
+        self.source = Some(source);
+    }
+
+    /// Copies up to `max` datagrams into `slot` (slot index `index`), one
+    /// after another, recording each in `landed`.
+    fn take_into(&mut self, slot: &mut [u8], index: usize, max: usize, landed: &mut Vec<Received>) {
+        let Some(source) = self.source else {
+            return;
+        };
+        let rest = &self.bytes[self.start..];
+        let count = rest.len().div_ceil(self.segment_size).min(max);
+        let taken = (count * self.segment_size).min(rest.len());
+        slot[..taken].copy_from_slice(&rest[..taken]);
+        for (n, start) in (0..taken).step_by(self.segment_size).enumerate() {
+            if n == count {
+                break;
+            }
+            landed.push(Received {
+                slot: index,
+                offset: start,
+                len: self.segment_size.min(taken - start),
+                source,
+            });
+        }
+        self.start += taken;
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Coalescing {
+    /// Up to `max` datagrams: first any left from the last coalesced buffer,
+    /// then from the kernel.
+    fn receive(
+        &mut self,
+        socket: &Socket,
+        slots: &mut ReceiveSlots,
+        max: usize,
+        landed: &mut Vec<Received>,
+    ) -> io::Result<()> {
+        let mut first_free_slot = 0;
+        if !self.remainder.is_empty() {
+            self.remainder.take_into(slots.slot_mut(0), 0, max, landed);
+            first_free_slot = 1;
+            if landed.len() == max || slots.count() == 1 {
+                return Ok(());
+            }
+        }
+        let wanted = max - landed.len();
+        let careful = self.kernel_coalesces || self.draining;
+        let buffers = if careful {
+            wanted.div_ceil(mmsg::MAX_SEGMENTS)
+        } else {
+            wanted
+        }
+        .min(slots.count() - first_free_slot);
+        let before = landed.len();
+        let mut left_over = None;
+        let mut unkept = 0usize;
+        let (mut coalesced, mut alone) = (0u32, 0u32);
+        let info = mmsg::receive(
+            socket,
+            slots
+                .slots_mut(first_free_slot + buffers)
+                .skip(first_free_slot),
+            |buffer, message| {
+                let slot = first_free_slot + buffer;
+                let segment_size = message.segment_size.unwrap_or(message.len.max(1));
+                let mut offset = 0;
+                if message.segment_size.is_some() {
+                    coalesced += 1;
+                } else {
+                    alone += 1;
+                }
+                loop {
+                    if landed.len() == max {
+                        if left_over.is_none() {
+                            left_over = Some((slot, offset, message));
+                        } else {
+                            unkept += message.len - offset;
+                        }
+                        break;
+                    }
+                    landed.push(Received {
+                        slot,
+                        offset,
+                        len: segment_size.min(message.len - offset),
+                        source: message.source,
+                    });
+                    offset += segment_size;
+                    if offset >= message.len {
+                        break;
+                    }
+                }
+            },
+        );
+        let info = match info {
+            Ok(info) => info,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.draining = false;
+                return if landed.is_empty() {
+                    Err(error)
+                } else {
+                    Ok(())
+                };
+            }
+            Err(error) if landed.is_empty() => return Err(error),
+            // The error stays with the kernel for the next call.
+            Err(_) => return Ok(()),
+        };
+        if let Some(drops) = info.kernel_drops {
+            slots.note_kernel_drops(drops);
+        }
+        if let Some((slot, offset, message)) = left_over {
+            let bytes = &slots.slot_mut(slot)[offset..message.len];
+            if self.remainder.is_empty() {
+                let segment_size = message.segment_size.unwrap_or(message.len);
+                self.remainder.keep(bytes, segment_size, message.source);
+            } else {
+                unkept += bytes.len();
+            }
+        }
+        if unkept > 0 {
+            // Not reachable while the invariants hold: only the last buffer
+            // of a receive can have datagrams left over, and the remainder
+            // was empty before it.
+            tracing::warn!(
+                bytes = unkept,
+                "datagrams of a coalesced buffer had no room to wait and were dropped"
+            );
+        }
+        if info.messages < buffers {
+            // The queue ran dry: whatever the kernel coalesced before it
+            // stopped has been read.
+            self.draining = false;
+        }
+        self.adapt(socket, &landed[before..], coalesced, alone);
+        Ok(())
+    }
+
+    /// Turns the kernel's coalescing on for what looks like a bulk flow, and
+    /// off when coalesced buffers stop coming.
+    fn adapt(&mut self, socket: &Socket, batch: &[Received], coalesced: u32, alone: u32) {
+        if self.kernel_coalesces {
+            if coalesced > 0 {
+                self.uncoalesced = 0;
+            } else {
+                self.uncoalesced = self.uncoalesced.saturating_add(alone);
+            }
+            if self.uncoalesced >= UNCOALESCED_STREAK && mmsg::set_coalescing(socket, false).is_ok()
+            {
+                self.kernel_coalesces = false;
+                self.draining = true;
+                self.bulk_batches = 0;
+            }
+            return;
+        }
+        let bulk = batch.len() >= BULK_BATCH
+            && batch
+                .iter()
+                .all(|received| received.source == batch[0].source && received.len == batch[0].len);
+        self.bulk_batches = if bulk { self.bulk_batches + 1 } else { 0 };
+        if self.bulk_batches >= BULK_BATCHES && mmsg::set_coalescing(socket, true).is_ok() {
+            self.kernel_coalesces = true;
+            self.uncoalesced = 0;
+        }
     }
 }
 
@@ -684,6 +979,140 @@ mod tests {
         let at_second = receive_count(&second, &mut slots, 3).await?;
         assert_eq!(at_second.len(), 3);
         assert!(at_second.iter().all(|(p, _)| p.len() == 1000));
+        Ok(())
+    }
+
+    /// A socket allowed to coalesce, with the kernel coalescing already.
+    #[cfg(target_os = "linux")]
+    fn coalescing_receiver() -> io::Result<OsSocket> {
+        let socket = OsSocket::new(Family::Ipv4)?;
+        socket.bind("127.0.0.1:0".parse().expect("addr"))?;
+        socket.allow_coalescing();
+        mmsg::set_coalescing(&socket.socket, true)?;
+        socket
+            .coalescing
+            .get()
+            .expect("allowed")
+            .lock()
+            .expect("lock")
+            .kernel_coalesces = true;
+        Ok(socket)
+    }
+
+    /// `count` datagrams of `size` bytes (the last `size / 2`), each
+    /// starting with its number from `first`.
+    fn numbered(first: u8, count: usize, size: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|n| {
+                let len = if n + 1 == count { size / 2 } else { size };
+                let mut payload = vec![0xee; len];
+                payload[0] = first + n as u8;
+                payload
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn coalesced_runs_come_out_one_by_one_within_max() -> io::Result<()> {
+        let receiver = coalescing_receiver()?;
+        let to = receiver.local_addr()?;
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let payloads = numbered(0, 64, 100);
+        let run: Vec<Transmit<'_>> = payloads
+            .iter()
+            .map(|payload| Transmit {
+                destination: Some(to),
+                payload,
+            })
+            .collect();
+        mmsg::send_segmented(&sender, &run)?;
+
+        let mut slots = ReceiveSlots::new(4);
+        let mut landed = Vec::new();
+        let mut received = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while received.len() < payloads.len() {
+            // Ready whenever datagrams wait, in the kernel or left over from
+            // a coalesced buffer.
+            tokio::time::timeout_at(deadline, receiver.receive_ready())
+                .await
+                .map_err(|_| io::Error::other("not ready within 5 s"))?;
+            receiver.try_receive_batch(&mut slots, 10, &mut landed)?;
+            assert!(landed.len() <= 10, "never more than asked for");
+            for datagram in &landed {
+                assert_eq!(datagram.source, sender.local_addr()?);
+                received.push(slots.datagram(datagram).to_vec());
+            }
+        }
+        assert_eq!(received, payloads, "every datagram, whole and in order");
+        let coalescing = receiver
+            .coalescing
+            .get()
+            .expect("allowed")
+            .lock()
+            .expect("lock");
+        assert!(coalescing.remainder.is_empty());
+        assert!(
+            coalescing.remainder.bytes.capacity() > 0,
+            "the kernel coalesced the run, so its rest waited between receives"
+        );
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_bulk_flow_turns_coalescing_on_and_single_datagrams_off() -> io::Result<()> {
+        let receiver = OsSocket::new(Family::Ipv4)?;
+        receiver.bind("127.0.0.1:0".parse().expect("addr"))?;
+        receiver.allow_coalescing();
+        let to = receiver.local_addr()?;
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let state = |socket: &OsSocket| {
+            let coalescing = socket
+                .coalescing
+                .get()
+                .expect("allowed")
+                .lock()
+                .expect("lock");
+            (coalescing.kernel_coalesces, coalescing.draining)
+        };
+        let mut slots = ReceiveSlots::new(32);
+
+        // Two full batches from one source, of one size: a bulk flow.
+        for payload in numbered(0, 80, 200) {
+            sender.send_to(&payload, to)?;
+        }
+        let bulk = receive_count(&receiver, &mut slots, 80).await?;
+        assert_eq!(bulk.len(), 80);
+        assert_eq!(
+            state(&receiver),
+            (true, false),
+            "coalescing after a bulk flow"
+        );
+
+        // Datagrams that come alone, many in a row: off, then drained. In
+        // rounds, so that the receive queue never overflows.
+        for round in 0..(UNCOALESCED_STREAK as usize / 40 + 1) {
+            for n in 0..40 {
+                sender.send_to(&[round as u8; 40][..=n], to)?;
+            }
+            let alone = receive_count(&receiver, &mut slots, 40).await?;
+            assert!(
+                alone
+                    .iter()
+                    .enumerate()
+                    .all(|(n, (bytes, _))| bytes.len() == n + 1)
+            );
+        }
+        let mut landed = Vec::new();
+        receiver.try_receive_batch(&mut slots, 32, &mut landed)?;
+        assert!(landed.is_empty());
+        assert_eq!(
+            state(&receiver),
+            (false, false),
+            "off, and nothing coalesced left"
+        );
         Ok(())
     }
 }

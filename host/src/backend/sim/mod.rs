@@ -772,6 +772,7 @@ impl DatagramSocket for SimSocket {
         {
             buffer[..payload.len()].copy_from_slice(payload);
             landed.push(Received {
+                offset: 0,
                 slot,
                 len: payload.len(),
                 source: *source,
