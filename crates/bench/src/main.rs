@@ -40,18 +40,21 @@ enum Variant {
     NativeGso,
     /// Segmented sends, coalesced receives (UDP GRO).
     NativeGro,
+    /// As `NativeGro`, through quinn-udp.
+    NativeQuinn,
     /// This provider on its simulated network (no faults): what the
     /// provider costs without a kernel.
     Sim,
 }
 
-const VARIANTS: [Variant; 7] = [
+const VARIANTS: [Variant; 8] = [
     Variant::Ours,
     Variant::WasmtimeWasi,
     Variant::Native,
     Variant::NativeMmsg,
     Variant::NativeGso,
     Variant::NativeGro,
+    Variant::NativeQuinn,
     Variant::Sim,
 ];
 
@@ -73,6 +76,7 @@ impl Variant {
             Self::NativeMmsg => "native-mmsg",
             Self::NativeGso => "native-gso",
             Self::NativeGro => "native-gro",
+            Self::NativeQuinn => "native-quinn",
             Self::Sim => "sim",
         }
     }
@@ -311,6 +315,7 @@ fn run_native(kind: Kind, variant: Variant) -> Vec<f64> {
                 Variant::NativeMmsg => native::blast_mmsg(count, size, window),
                 Variant::NativeGso => native::blast_gso(count, size, window),
                 Variant::NativeGro => native::blast_gro(count, size, window),
+                Variant::NativeQuinn => native::blast_quinn(count, size, window),
                 _ => native::blast(count, size, window),
             };
             blast_metrics(kind, &result, cpu_time() - cpu_before)
@@ -544,7 +549,8 @@ const USAGE: &str = "usage: wasi-udp-bench [--quick] [--only NAME] [--variants L
 
 Runs each workload on this provider, wasmtime-wasi, native sockets (one
 syscall per datagram; sendmmsg/recvmmsg; segmented sends with recvmmsg
-or with coalesced receives) and the simulated network, alternating, and
+or with coalesced receives, by hand and through quinn-udp) and the
+simulated network, alternating, and
 prints a markdown table of medians (min-max) and ratios.
 
   --quick           small counts and one repetition (a smoke run)
@@ -552,7 +558,7 @@ prints a markdown table of medians (min-max) and ratios.
                     (blast, pingpong, many-sockets, idle, stores)
   --variants LIST   only these columns, comma-separated (ours,
                     wasmtime-wasi, native, native-mmsg, native-gso,
-                    native-gro, sim); ratios need ours";
+                    native-gro, native-quinn, sim); ratios need ours";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -261,6 +261,57 @@ pub fn blast_gro(count: u64, size: usize, window: u64) -> BlastResult {
     )
 }
 
+/// [`blast_gro`] through quinn-udp's socket layer (segmented sends,
+/// coalesced `recvmmsg` receives), for comparing that crate's syscall layer
+/// with the hand-written one under the same load.
+pub fn blast_quinn(count: u64, size: usize, window: u64) -> BlastResult {
+    use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+    let (rx, tx) = blast_pair();
+    let destination = rx.local_addr().expect("addr");
+    let rx_state = UdpSocketState::new((&rx).into()).expect("quinn-udp receiver");
+    let tx_state = UdpSocketState::new((&tx).into()).expect("quinn-udp sender");
+    let per_send = (TURN as usize)
+        .min(65_507 / size.max(1))
+        .min(tx_state.max_gso_segments());
+    let contents = vec![0xab; per_send * size];
+    let mut storage = vec![0u8; COALESCED_BUFFERS * 65_536];
+    let mut meta = [RecvMeta::default(); COALESCED_BUFFERS];
+    blast_loop(
+        count,
+        window,
+        |room| {
+            let segments = (room as usize).min(per_send);
+            let transmit = Transmit {
+                destination,
+                ecn: None,
+                contents: &contents[..segments * size],
+                segment_size: (segments > 1).then_some(size),
+                src_ip: None,
+            };
+            would_block_is_zero(
+                tx_state
+                    .try_send((&tx).into(), &transmit)
+                    .map(|()| segments),
+            )
+        },
+        || {
+            let mut buffers: Vec<IoSliceMut<'_>> = storage
+                .chunks_exact_mut(65_536)
+                .map(IoSliceMut::new)
+                .collect();
+            let result = rx_state
+                .recv((&rx).into(), &mut buffers, &mut meta)
+                .map(|messages| {
+                    meta[..messages]
+                        .iter()
+                        .map(|m| m.len.div_ceil(m.stride.max(1)).max(1))
+                        .sum()
+                });
+            would_block_is_zero(result)
+        },
+    )
+}
+
 /// `rounds` round trips of a 64-byte datagram between two blocking sockets;
 /// (median, p99) in µs.
 pub fn pingpong(rounds: usize) -> (f64, f64) {
