@@ -207,29 +207,33 @@ pub(super) fn send_segmented(socket: &impl AsRawFd, run: &[Transmit<'_>]) -> io:
 /// the kernel took (at least one), or why it took none.
 pub(super) fn send(socket: &impl AsRawFd, batch: &[Transmit<'_>]) -> io::Result<usize> {
     let batch = &batch[..batch.len().min(MAX_BATCH)];
-    let mut iovecs = [iovec(&[]); MAX_BATCH];
-    let mut names = [RawAddress::zeroed(); MAX_BATCH];
-    // SAFETY: `mmsghdr` is a plain C struct; all-zero is an empty message.
-    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    // Only the first `batch.len()` entries are written and handed over:
+    // scratch for 64 messages would otherwise be zeroed on every call.
+    let mut iovecs = [MaybeUninit::<libc::iovec>::uninit(); MAX_BATCH];
+    let mut names = [MaybeUninit::<RawAddress>::uninit(); MAX_BATCH];
+    let mut headers = [MaybeUninit::<libc::mmsghdr>::uninit(); MAX_BATCH];
     for (index, transmit) in batch.iter().enumerate() {
-        iovecs[index] = iovec(transmit.payload);
-        let header = &mut headers[index].msg_hdr;
-        header.msg_iov = ptr::from_mut(&mut iovecs[index]);
+        let iov = iovecs[index].write(iovec(transmit.payload));
+        let mut header = empty_msghdr();
+        header.msg_iov = ptr::from_mut(iov);
         header.msg_iovlen = 1;
         if let Some(addr) = &transmit.destination {
             let (name, len) = RawAddress::from_socket_addr(addr);
-            names[index] = name;
-            header.msg_name = ptr::from_mut(&mut names[index]).cast();
+            header.msg_name = ptr::from_mut(names[index].write(name)).cast();
             header.msg_namelen = len;
         }
+        headers[index].write(libc::mmsghdr {
+            msg_hdr: header,
+            msg_len: 0,
+        });
     }
-    // SAFETY: the first `batch.len()` headers point into `iovecs` and
-    // `names`, locals alive across the call; the kernel reads them and
-    // writes only each header's `msg_len`.
+    // SAFETY: the first `batch.len()` headers are initialised and point into
+    // `iovecs` and `names`, locals alive across the call; the kernel reads
+    // them and writes only each header's `msg_len`.
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_raw_fd(),
-            headers.as_mut_ptr(),
+            headers.as_mut_ptr().cast::<libc::mmsghdr>(),
             batch.len() as _,
             libc::MSG_DONTWAIT,
         )
@@ -273,37 +277,44 @@ pub(super) fn receive<'a>(
     buffers: impl IntoIterator<Item = &'a mut [u8]>,
     mut each: impl FnMut(usize, Message),
 ) -> io::Result<ReceiveInfo> {
-    let mut iovecs = [iovec(&[]); MAX_BATCH];
+    // Only the first `count` entries are written and handed over: scratch
+    // for 64 messages would otherwise be zeroed on every call.
+    let mut iovecs = [MaybeUninit::<libc::iovec>::uninit(); MAX_BATCH];
     let mut names = [MaybeUninit::<RawAddress>::uninit(); MAX_BATCH];
-    let mut controls: [ControlBuffer; MAX_BATCH] = [[0; 8]; MAX_BATCH];
-    // SAFETY: `mmsghdr` is a plain C struct; all-zero is an empty message.
-    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+    let mut controls = [MaybeUninit::<ControlBuffer>::uninit(); MAX_BATCH];
+    let mut headers = [MaybeUninit::<libc::mmsghdr>::uninit(); MAX_BATCH];
     let mut count = 0;
     for (index, buffer) in buffers.into_iter().take(MAX_BATCH).enumerate() {
         count = index + 1;
-        iovecs[index] = libc::iovec {
+        let iov = iovecs[index].write(libc::iovec {
             iov_base: buffer.as_mut_ptr().cast(),
             iov_len: buffer.len(),
-        };
-        let header = &mut headers[index].msg_hdr;
-        header.msg_iov = ptr::from_mut(&mut iovecs[index]);
+        });
+        let mut header = empty_msghdr();
+        header.msg_iov = ptr::from_mut(iov);
         header.msg_iovlen = 1;
-        header.msg_name = names[index].as_mut_ptr().cast();
+        // Zeroed, so that a name shorter than the kernel's promise still
+        // reads as initialised bytes.
+        header.msg_name = ptr::from_mut(names[index].write(RawAddress::zeroed())).cast();
         header.msg_namelen = mem::size_of::<RawAddress>() as libc::socklen_t;
         header.msg_control = controls[index].as_mut_ptr().cast();
         header.msg_controllen = mem::size_of::<ControlBuffer>() as _;
+        headers[index].write(libc::mmsghdr {
+            msg_hdr: header,
+            msg_len: 0,
+        });
     }
     if count == 0 {
         return Ok(ReceiveInfo::default());
     }
-    // SAFETY: the first `count` headers point into `iovecs` (over the
-    // caller's buffers, borrowed mutably for `'a`), `names` and
-    // `controls`, all alive across the call; the kernel writes at most their
-    // stated lengths and reports how many messages it filled.
+    // SAFETY: the first `count` headers are initialised and point into
+    // `iovecs` (over the caller's buffers, borrowed mutably for `'a`),
+    // `names` and `controls`, all alive across the call; the kernel writes
+    // at most their stated lengths and reports how many messages it filled.
     let filled = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
-            headers.as_mut_ptr(),
+            headers.as_mut_ptr().cast::<libc::mmsghdr>(),
             count as _,
             libc::MSG_DONTWAIT,
             ptr::null_mut(),
@@ -317,11 +328,14 @@ pub(super) fn receive<'a>(
         kernel_drops: None,
     };
     for (index, header) in headers.iter().enumerate().take(info.messages) {
+        // SAFETY: the first `count` headers were initialised above, and the
+        // kernel filled no more than those.
+        let header = unsafe { header.assume_init_ref() };
         let (drops, segment_size) = control_messages(&header.msg_hdr);
         info.kernel_drops = info.kernel_drops.max(drops);
-        // SAFETY: the kernel wrote `msg_namelen` bytes of the source address
-        // into this name; `to_socket_addr` reads only what the family and
-        // length say is there.
+        // SAFETY: initialised (zeroed) above, then written by the kernel;
+        // `to_socket_addr` reads only what the family and length say is
+        // there.
         let name = unsafe { names[index].assume_init() };
         let source = name
             .to_socket_addr(header.msg_hdr.msg_namelen)

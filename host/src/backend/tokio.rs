@@ -43,6 +43,8 @@ pub(crate) struct OsSocket {
     /// error, after which runs go through `sendmmsg` like any batch.
     #[cfg(target_os = "linux")]
     segmented_sends: std::sync::atomic::AtomicBool,
+    /// [`send_room`](Self::send_room), once asked (0: not yet).
+    send_room: std::sync::atomic::AtomicUsize,
     /// How the socket takes coalesced runs of datagrams, once the store
     /// has set memory aside for it (see [`Coalescing`]).
     #[cfg(target_os = "linux")]
@@ -122,6 +124,7 @@ impl OsSocket {
             socket,
             #[cfg(target_os = "linux")]
             segmented_sends: std::sync::atomic::AtomicBool::new(true),
+            send_room: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(target_os = "linux")]
             coalescing: OnceLock::new(),
         })
@@ -295,8 +298,18 @@ impl OsSocket {
     /// writable: Linux reports writable once half of `SO_SNDBUF` (as it
     /// reports it) is free (`sock_writeable`), which is the size as set.
     fn send_room(&self) -> usize {
-        // Half of Linux's default SO_SNDBUF, if the kernel will not say.
-        self.send_buffer_size().unwrap_or(106_496)
+        use std::sync::atomic::Ordering::Relaxed;
+        // Asked once and after each change: UDP send buffers change only
+        // when set, and check-send should not cost a syscall.
+        match self.send_room.load(Relaxed) {
+            0 => {
+                // Half of Linux's default SO_SNDBUF, if the kernel will not say.
+                let room = self.send_buffer_size().unwrap_or(106_496).max(1);
+                self.send_room.store(room, Relaxed);
+                room
+            }
+            room => room,
+        }
     }
 }
 
@@ -491,8 +504,13 @@ impl DatagramSocket for OsSocket {
 
     /// Sets `SO_SNDBUF`; the kernel may clamp it.
     fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock_ref()
-            .set_send_buffer_size(clamp_buffer_size(size))
+        let result = self
+            .sock_ref()
+            .set_send_buffer_size(clamp_buffer_size(size));
+        // Asked again on next use, whatever the kernel made of it.
+        self.send_room
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        result
     }
 
     /// What the kernel may hold for this socket's receive and send queues,
