@@ -63,10 +63,23 @@ pub(crate) struct SocketCore {
     /// Peers whose datagrams are replies: see the module invariants.
     reply_peers: Mutex<ReplyPeers>,
     /// This socket's counters.
-    pub(crate) stats: Arc<crate::stats::SocketStats>,
-    /// Where this socket's log lines belong, with the guest's handle.
-    pub(crate) span: tracing::Span,
+    pub(crate) stats: crate::stats::SocketStats,
+    /// Where this socket's log lines belong, with the guest's handle; only
+    /// made when something listens for it.
+    pub(crate) span: Option<Box<tracing::Span>>,
     _slot: SocketSlot,
+}
+
+impl crate::stats::CountedSocket for SocketCore {
+    fn stats(&self) -> &crate::stats::SocketStats {
+        &self.stats
+    }
+
+    /// Asked of the network: a socket not yet bound reports port 0.
+    fn addresses(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let local = self.io.local_addr().ok().filter(|addr| addr.port() != 0);
+        (local, self.io.peer_addr())
+    }
 }
 
 impl Drop for SocketCore {
@@ -74,7 +87,10 @@ impl Drop for SocketCore {
         self.shared
             .buffers
             .release(self.buffers_charged.load(Ordering::Relaxed));
-        self.shared.sockets.close(&self.stats);
+        let last = self
+            .stats
+            .snapshot(false, crate::stats::CountedSocket::addresses(self));
+        self.shared.sockets.close(self.stats.serial, last);
     }
 }
 
@@ -224,24 +240,29 @@ impl UdpSocket {
         })?;
         let charged = charge_new_socket(io.as_ref(), shared, slot.live())?;
         let coalescing_reserve = reserve_for_coalescing(io.as_ref(), shared, slot.live());
-        let stats = shared.sockets.open(family);
+        let stats = crate::stats::SocketStats::new(shared.sockets.next_serial(), family);
         let span = tracing::debug_span!("udp_socket", handle = tracing::field::Empty);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let core = Arc::new(SocketCore {
+            io,
+            family,
+            shared: shared.clone(),
+            pending_error: Mutex::new(None),
+            send_buffer_full: AtomicBool::new(false),
+            last_payload_len: AtomicUsize::new(0),
+            buffers_charged: AtomicUsize::new(charged + coalescing_reserve),
+            coalescing_reserve,
+            kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
+            reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
+            stats,
+            span,
+            _slot: slot,
+        });
+        let registered: std::sync::Weak<dyn crate::stats::CountedSocket> =
+            Arc::downgrade(&core) as std::sync::Weak<SocketCore>;
+        shared.sockets.register(core.stats.serial, registered);
         Ok(Self {
-            core: Arc::new(SocketCore {
-                io,
-                family,
-                shared: shared.clone(),
-                pending_error: Mutex::new(None),
-                send_buffer_full: AtomicBool::new(false),
-                last_payload_len: AtomicUsize::new(0),
-                buffers_charged: AtomicUsize::new(charged + coalescing_reserve),
-                coalescing_reserve,
-                kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
-                reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
-                stats,
-                span,
-                _slot: slot,
-            }),
+            core,
             state: BindState::Unbound,
             remote: None,
             streams_lease: Arc::new(()),
@@ -257,7 +278,9 @@ impl UdpSocket {
     /// log lines.
     pub(crate) fn set_handle(&self, handle: u32) {
         self.core.stats.handle.store(handle, Ordering::Relaxed);
-        self.core.span.record("handle", handle);
+        if let Some(span) = &self.core.span {
+            span.record("handle", handle);
+        }
     }
 
     /// Counts `error` against this socket, if it is an error code.
@@ -305,7 +328,6 @@ impl UdpSocket {
         match self.state {
             BindState::BindStarted => {
                 self.state = BindState::Bound;
-                self.core.stats.set_local(self.core.io.local_addr().ok());
                 Ok(())
             }
             // WIT: "not-in-progress: A bind operation is not in progress."
@@ -369,7 +391,6 @@ impl UdpSocket {
             self.core.reply_peers().note(peer.addr);
             connected = Some(peer);
         }
-        self.core.stats.set_remote(self.remote);
         self.streams_lease = Arc::new(());
         Ok(StreamParts {
             core: self.core.clone(),

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use crate::backend::Family;
 use crate::error::Code;
@@ -69,7 +69,6 @@ pub(crate) struct SocketStats {
     /// The guest's handle for the socket (the resource's index).
     pub(crate) handle: AtomicU32,
     family: Family,
-    addresses: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
     pub(crate) datagrams_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) datagrams_received: AtomicU64,
@@ -95,7 +94,6 @@ impl SocketStats {
             serial,
             handle: AtomicU32::new(0),
             family,
-            addresses: Mutex::new((None, None)),
             datagrams_sent: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             datagrams_received: AtomicU64::new(0),
@@ -135,26 +133,13 @@ impl SocketStats {
         }
     }
 
-    pub(crate) fn set_local(&self, local: Option<SocketAddr>) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0 = local;
-    }
-
-    pub(crate) fn set_remote(&self, remote: Option<SocketAddr>) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1 = remote;
-    }
-
-    fn snapshot(&self, open: bool) -> SocketStatsSnapshot {
+    /// The counters now, with the socket's addresses.
+    pub(crate) fn snapshot(
+        &self,
+        open: bool,
+        (local, remote): (Option<SocketAddr>, Option<SocketAddr>),
+    ) -> SocketStatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (local, remote) = *self
-            .addresses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         let none = RareCounters::default();
         let rare = self.rare.get().map_or(&none, |rare| rare);
         SocketStatsSnapshot {
@@ -216,45 +201,83 @@ pub struct SocketStatsSnapshot {
     pub errors: Vec<(&'static str, u64)>,
 }
 
+/// A live socket, as the registry sees it: its counters and addresses.
+pub(crate) trait CountedSocket: Send + Sync {
+    /// The socket's counters.
+    fn stats(&self) -> &SocketStats;
+    /// Where it is bound and connected, as far as it is.
+    fn addresses(&self) -> (Option<SocketAddr>, Option<SocketAddr>);
+}
+
 /// A store's sockets' counters: live ones, and the last closed ones.
-#[derive(Debug, Default)]
+///
+/// Live sockets are held weakly, and their counters live in the socket
+/// itself: a store may hold ten thousand sockets, and counting them should
+/// not cost a second allocation each.
+#[derive(Default)]
 pub(crate) struct SocketRegistry {
     inner: Mutex<Registry>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for SocketRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("SocketRegistry")
+            .field("live", &registry.live.len())
+            .field("retired", &registry.retired.len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct Registry {
     next_serial: u64,
-    live: HashMap<u64, Arc<SocketStats>>,
+    live: HashMap<u64, Weak<dyn CountedSocket>>,
     retired: VecDeque<SocketStatsSnapshot>,
 }
 
 impl SocketRegistry {
-    pub(crate) fn open(&self, family: Family) -> Arc<SocketStats> {
+    /// The serial number of the next socket, in creation order.
+    pub(crate) fn next_serial(&self) -> u64 {
         let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let serial = registry.next_serial;
         registry.next_serial += 1;
-        let stats = Arc::new(SocketStats::new(serial, family));
-        registry.live.insert(serial, stats.clone());
-        stats
+        serial
     }
 
-    pub(crate) fn close(&self, stats: &SocketStats) {
+    /// Counts `socket` among the live ones until [`close`](Self::close).
+    pub(crate) fn register(&self, serial: u64, socket: Weak<dyn CountedSocket>) {
         let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        registry.live.remove(&stats.serial);
+        registry.live.insert(serial, socket);
+    }
+
+    /// Keeps a closed socket's last counters.
+    pub(crate) fn close(&self, serial: u64, last: SocketStatsSnapshot) {
+        let mut registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        registry.live.remove(&serial);
         if registry.retired.len() == RETIRED_SOCKETS {
             registry.retired.pop_front();
         }
-        registry.retired.push_back(stats.snapshot(false));
+        registry.retired.push_back(last);
     }
 
     /// Every socket's counters, in the order they were created.
     pub(crate) fn snapshot(&self) -> Vec<SocketStatsSnapshot> {
-        let registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut live: Vec<&Arc<SocketStats>> = registry.live.values().collect();
-        live.sort_by_key(|stats| stats.serial);
-        let mut all: Vec<SocketStatsSnapshot> = registry.retired.iter().cloned().collect();
-        all.extend(live.into_iter().map(|stats| stats.snapshot(true)));
+        let (mut all, mut live) = {
+            let registry = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            let live: Vec<Arc<dyn CountedSocket>> =
+                registry.live.values().filter_map(Weak::upgrade).collect();
+            let retired: Vec<SocketStatsSnapshot> = registry.retired.iter().cloned().collect();
+            (retired, live)
+        };
+        // Outside the lock: the last reference to a socket may be one of
+        // these, and dropping it closes the socket, which takes the lock.
+        live.sort_by_key(|socket| socket.stats().serial);
+        all.extend(
+            live.iter()
+                .map(|socket| socket.stats().snapshot(true, socket.addresses())),
+        );
+        drop(live);
         all
     }
 }

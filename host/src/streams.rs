@@ -89,7 +89,7 @@ impl IncomingDatagramStream {
         max: usize,
         slots: &mut ReceiveSlots,
     ) -> UdpResult<Vec<ReceivedDatagram>> {
-        let _in_socket = self.core.span.enter();
+        let _in_socket = self.core.span.as_deref().map(tracing::Span::enter);
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -418,7 +418,7 @@ impl OutgoingDatagramStream {
     /// writable, at most the store's `max_send_batch`.
     pub(crate) fn check_send(&mut self) -> UdpResult<u64> {
         let core = self.core.clone();
-        let _in_socket = core.span.enter();
+        let _in_socket = core.span.as_deref().map(tracing::Span::enter);
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
             if !self.core.io.writable_now() {
                 self.note_permit(0);
@@ -487,7 +487,7 @@ impl OutgoingDatagramStream {
         datagrams: impl ExactSizeIterator<Item = Transmit<'a>>,
     ) -> UdpResult<u64> {
         let core = self.core.clone();
-        let _in_socket = core.span.enter();
+        let _in_socket = core.span.as_deref().map(tracing::Span::enter);
         // WIT: "Each call to send must be permitted by a preceding check-send.
         // Implementations must trap if either check-send was not called or
         // datagrams contains more items than check-send permitted." A permit

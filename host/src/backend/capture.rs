@@ -249,6 +249,10 @@ impl DatagramSocket for CapturingSocket {
         self.inner.local_addr()
     }
 
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
     fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
         let outcome = self.inner.try_send_batch(batch);
         let peer = *self.peer.lock().unwrap_or_else(PoisonError::into_inner);

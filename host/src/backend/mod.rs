@@ -81,6 +81,9 @@ pub trait DatagramSocket: Send + Sync + fmt::Debug {
     /// When the socket is not bound.
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
+    /// The connected peer, if the socket is connected.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+
     /// Sends datagrams from the front of `batch` until one fails or the
     /// send buffer is full. Never blocks.
     fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome;

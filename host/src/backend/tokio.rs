@@ -48,7 +48,12 @@ pub(crate) struct OsSocket {
     /// How the socket takes coalesced runs of datagrams, once the store
     /// has set memory aside for it (see [`Coalescing`]).
     #[cfg(target_os = "linux")]
-    coalescing: OnceLock<std::sync::Mutex<Coalescing>>,
+    coalescing: OnceLock<Box<std::sync::Mutex<Coalescing>>>,
+    /// Whether the store set memory aside for coalesced receives; the state
+    /// above is made with the first batch that looks like a bulk flow, so
+    /// that other sockets do not carry it.
+    #[cfg(target_os = "linux")]
+    coalescing_allowed: std::sync::atomic::AtomicBool,
 }
 
 /// The operating system's network: real UDP sockets. The default
@@ -127,11 +132,26 @@ impl OsSocket {
             send_room: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(target_os = "linux")]
             coalescing: OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            coalescing_allowed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     fn sock_ref(&self) -> SockRef<'_> {
         SockRef::from(&self.socket)
+    }
+
+    /// The socket's coalescing state, made now if the store allowed
+    /// coalescing and it was not made yet.
+    #[cfg(all(target_os = "linux", test))]
+    fn coalescing_state(&self) -> Option<&std::sync::Mutex<Coalescing>> {
+        if !self
+            .coalescing_allowed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(self.coalescing.get_or_init(Box::default))
     }
 
     /// The socket's registration with the current runtime's reactor, made
@@ -368,6 +388,11 @@ impl DatagramSocket for OsSocket {
             .ok_or_else(|| io::Error::other("bound socket has no IP address"))
     }
 
+    /// `getpeername`: `None` when not connected.
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.socket.peer_addr().ok()?.as_socket()
+    }
+
     /// Resolves when the kernel has room for a datagram.
     fn send_ready(&self) -> Ready<'_> {
         Box::pin(async move {
@@ -450,7 +475,24 @@ impl DatagramSocket for OsSocket {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .receive(&self.socket, slots, max, landed),
-            None => receive_plain(&self.socket, slots, max, landed),
+            None => {
+                let result = receive_plain(&self.socket, slots, max, landed);
+                // The state is made with the first batch that looks like a
+                // bulk flow: most sockets never see one.
+                if looks_bulk(landed)
+                    && self
+                        .coalescing_allowed
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let _ = self
+                        .coalescing
+                        .set(Box::new(std::sync::Mutex::new(Coalescing {
+                            bulk_batches: 1,
+                            ..Coalescing::default()
+                        })));
+                }
+                result
+            }
         };
         #[cfg(not(target_os = "linux"))]
         let result = self.receive_one(slots, landed);
@@ -470,9 +512,8 @@ impl DatagramSocket for OsSocket {
 
     #[cfg(target_os = "linux")]
     fn allow_coalescing(&self) {
-        let _ = self
-            .coalescing
-            .set(std::sync::Mutex::new(Coalescing::default()));
+        self.coalescing_allowed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the send buffer has room now (one `poll`). A failed `poll`
@@ -596,6 +637,16 @@ const BULK_BATCHES: u32 = 2;
 /// The smallest batch that counts towards [`BULK_BATCHES`].
 #[cfg(target_os = "linux")]
 const BULK_BATCH: usize = 16;
+
+/// Whether `batch` looks like part of one bulk flow: at least [`BULK_BATCH`]
+/// datagrams, from one source, of one size.
+#[cfg(target_os = "linux")]
+fn looks_bulk(batch: &[Received]) -> bool {
+    batch.len() >= BULK_BATCH
+        && batch
+            .iter()
+            .all(|received| received.source == batch[0].source && received.len == batch[0].len)
+}
 
 /// Coalesced receives (UDP GRO) for one socket.
 ///
@@ -1008,8 +1059,7 @@ mod tests {
         socket.allow_coalescing();
         mmsg::set_coalescing(&socket.socket, true)?;
         socket
-            .coalescing
-            .get()
+            .coalescing_state()
             .expect("allowed")
             .lock()
             .expect("lock")
@@ -1065,8 +1115,7 @@ mod tests {
         }
         assert_eq!(received, payloads, "every datagram, whole and in order");
         let coalescing = receiver
-            .coalescing
-            .get()
+            .coalescing_state()
             .expect("allowed")
             .lock()
             .expect("lock");

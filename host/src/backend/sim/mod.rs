@@ -679,6 +679,10 @@ impl DatagramSocket for SimSocket {
             .ok_or_else(|| errno(rustix::io::Errno::INVAL))
     }
 
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.lock().socket(self.id).ok()?.peer
+    }
+
     fn try_send_batch(&self, batch: &[Transmit<'_>]) -> SendOutcome {
         let now = Instant::now();
         let mut state = self.lock();
