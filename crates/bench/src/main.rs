@@ -182,7 +182,10 @@ impl Kind {
             // Batching has nothing to batch in the other workloads.
             _ => !matches!(
                 variant,
-                Variant::NativeMmsg | Variant::NativeGso | Variant::NativeGro
+                Variant::NativeMmsg
+                    | Variant::NativeGso
+                    | Variant::NativeGro
+                    | Variant::NativeQuinn
             ),
         }
     }
