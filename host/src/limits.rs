@@ -94,7 +94,7 @@ impl SendRate {
 /// | `max_receive_batch` | [`DEFAULT_MAX_RECEIVE_BATCH`] (64) | `receive` returns at most this many, whatever `max-results` asks |
 /// | `max_datagram_size` | [`MAX_DATAGRAM_SIZE`] (65 527 bytes, no limit) | `send` returns `datagram-too-large`; larger received datagrams are dropped and counted |
 /// | `max_socket_buffer` | [`DEFAULT_MAX_SOCKET_BUFFER`] (4 MiB) | `set-receive-buffer-size` / `set-send-buffer-size` are capped (the WIT allows capping) |
-/// | `max_store_buffers` | [`DEFAULT_MAX_STORE_BUFFERS`] (64 MiB) | the kernel buffer memory of a store's live sockets, as the kernel accounts it (receive and send buffers, system defaults and Linux's doubling included): a new socket gets smaller buffers when the defaults no longer fit, and `new-socket-limit` when not even the kernel's smallest do; a buffer size a guest asks for is capped to what is left, and with nothing left the socket keeps its size |
+/// | `max_store_buffers` | [`DEFAULT_MAX_STORE_BUFFERS`] (64 MiB) | the kernel buffer memory of a store's live sockets, as the kernel accounts it (receive and send buffers, system defaults and Linux's doubling included): a new socket gets smaller buffers when the defaults no longer fit, and `new-socket-limit` when not even the kernel's smallest do; a buffer size a guest asks for is capped to what is left, and with nothing left the socket keeps its size; a socket the budget still affords beyond that also gets 64 KiB of host memory for coalesced receives |
 /// | `send_rate` | unlimited | `check-send` returns 0 until tokens return, and its pollable wakes then; each datagram costs its payload plus its packet's IP and UDP headers |
 /// | `max_reply_peers` | [`DEFAULT_MAX_REPLY_PEERS`] (256) per socket | the peers a socket sent to longest ago are forgotten: their replies then need a `receive` rule |
 ///
@@ -123,7 +123,10 @@ pub struct Limits {
     /// kernel accounts it. Each socket may queue one datagram beyond its
     /// receive buffer (the kernel admits a datagram while the queue is not
     /// yet over its size), so the kernel memory bound is this plus one
-    /// datagram per socket.
+    /// datagram per socket. Sockets it can afford beyond their kernel
+    /// buffers also get 64 KiB of host memory each from it, for the rest of
+    /// a coalesced receive (UDP GRO) waiting between receives; the others
+    /// receive datagram by datagram.
     pub max_store_buffers: usize,
     /// The store's send rate; sends from all its sockets share it.
     pub send_rate: SendRate,
