@@ -18,6 +18,7 @@
 pub(crate) mod capture;
 #[cfg(target_os = "linux")]
 mod mmsg;
+mod region;
 pub(crate) mod sim;
 pub(crate) mod tokio;
 
@@ -240,11 +241,11 @@ pub struct Received {
 /// Scratch space a batched receive reads into: `count` slots, each large
 /// enough for any UDP datagram, so nothing is ever truncated.
 ///
-/// The storage is zero-allocated, which the allocator serves from fresh
-/// pages; a page only becomes resident once a datagram is written to it, so
-/// slots that only ever see small datagrams cost a page each.
+/// The storage is a fresh mapping of zero pages: a page only becomes
+/// resident once a datagram is written to it, so slots that only ever see
+/// small datagrams cost a page each.
 pub struct ReceiveSlots {
-    storage: Vec<u8>,
+    storage: region::ZeroedRegion,
     count: usize,
     /// The kernel's drop counter of the socket last received from, if the
     /// last batch carried one (see [`kernel_drops`](Self::kernel_drops)).
@@ -268,7 +269,7 @@ impl ReceiveSlots {
     pub(crate) fn new(count: usize) -> Self {
         let count = count.max(1);
         Self {
-            storage: vec![0; count * Self::SLOT_SIZE],
+            storage: region::ZeroedRegion::new(count * Self::SLOT_SIZE),
             count,
             kernel_drops: None,
         }
@@ -295,17 +296,20 @@ impl ReceiveSlots {
     /// The bytes of `received`.
     pub fn datagram(&self, received: &Received) -> &[u8] {
         let start = received.slot * Self::SLOT_SIZE + received.offset;
-        &self.storage[start..start + received.len]
+        &self.storage.as_slice()[start..start + received.len]
     }
 
     /// The first `n` slots, as buffers to receive into.
     pub fn slots_mut(&mut self, n: usize) -> impl Iterator<Item = &mut [u8]> {
-        self.storage.chunks_exact_mut(Self::SLOT_SIZE).take(n)
+        self.storage
+            .as_mut_slice()
+            .chunks_exact_mut(Self::SLOT_SIZE)
+            .take(n)
     }
 
     /// Slot `index`, as a buffer to receive or copy into.
     pub fn slot_mut(&mut self, index: usize) -> &mut [u8] {
         let start = index * Self::SLOT_SIZE;
-        &mut self.storage[start..start + Self::SLOT_SIZE]
+        &mut self.storage.as_mut_slice()[start..start + Self::SLOT_SIZE]
     }
 }
