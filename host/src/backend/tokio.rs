@@ -274,11 +274,10 @@ impl OsSocket {
     fn receivable_now(&self) -> bool {
         #[cfg(target_os = "linux")]
         if self.coalescing.get().is_some_and(|coalescing| {
-            !coalescing
+            let coalescing = coalescing
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remainder
-                .is_empty()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            !coalescing.remainder.is_empty() || coalescing.pending_error.is_some()
         }) {
             return true;
         }
@@ -676,6 +675,10 @@ pub(crate) struct Coalescing {
     /// Batches in a row that looked like one bulk flow.
     bulk_batches: u32,
     remainder: Remainder,
+    /// An error the kernel reported to a receive that had already taken
+    /// left-over datagrams: the kernel has forgotten it, so it waits here
+    /// for the next receive.
+    pending_error: Option<io::Error>,
 }
 
 /// The datagrams of a coalesced buffer a receive did not take.
@@ -744,6 +747,9 @@ impl Coalescing {
         max: usize,
         landed: &mut Vec<Received>,
     ) -> io::Result<()> {
+        if let Some(error) = self.pending_error.take() {
+            return Err(error);
+        }
         let mut first_free_slot = 0;
         if !self.remainder.is_empty() {
             self.remainder.take_into(slots.slot_mut(0), 0, max, landed);
@@ -811,8 +817,12 @@ impl Coalescing {
                 };
             }
             Err(error) if landed.is_empty() => return Err(error),
-            // The error stays with the kernel for the next call.
-            Err(_) => return Ok(()),
+            // Only left-over datagrams came before it: the kernel reported
+            // the error to this call, so it is kept for the next one.
+            Err(error) => {
+                self.pending_error = Some(error);
+                return Ok(());
+            }
         };
         if let Some(drops) = info.kernel_drops {
             slots.note_kernel_drops(drops);
@@ -1180,6 +1190,58 @@ mod tests {
             (false, false),
             "off, and nothing coalesced left"
         );
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_error_after_left_over_datagrams_waits_for_the_next_receive() -> io::Result<()> {
+        let receiver = coalescing_receiver()?;
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let sender_addr = sender.local_addr()?;
+        receiver.connect(sender_addr)?;
+        let payloads = numbered(0, 64, 100);
+        let run: Vec<Transmit<'_>> = payloads
+            .iter()
+            .map(|payload| Transmit {
+                destination: Some(receiver.local_addr().expect("bound")),
+                payload,
+            })
+            .collect();
+        mmsg::send_segmented(&sender, &run)?;
+        let mut slots = ReceiveSlots::new(64);
+        let mut landed = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(5), receiver.receive_ready())
+            .await
+            .map_err(|_| io::Error::other("not ready within 5 s"))?;
+        receiver.try_receive_batch(&mut slots, 10, &mut landed)?;
+        assert_eq!(landed.len(), 10);
+
+        // The peer goes away; a datagram to it brings back port-unreachable.
+        drop(sender);
+        receiver.try_send_batch(&[Transmit {
+            destination: None,
+            payload: b"anyone?",
+        }]);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Wait for the kernel to queue the error.
+        while receiver
+            .poll_now(PollFlags::IN)
+            .is_some_and(|flags| !flags.contains(PollFlags::ERR))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no ICMP error within 5 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        receiver.try_receive_batch(&mut slots, 64, &mut landed)?;
+        assert_eq!(landed.len(), 54, "the rest of the run first");
+        assert!(receiver.receivable_now(), "the error is still to come");
+        let error = receiver
+            .try_receive_batch(&mut slots, 64, &mut landed)
+            .expect_err("the error, on the next receive");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
         Ok(())
     }
 }
