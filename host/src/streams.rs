@@ -342,7 +342,8 @@ pub(crate) fn collect_datagrams(
         cause: DropCause::Oversized,
         denial: None,
     };
-    let mut landed = Vec::new();
+    // Reused across receives: nothing is allocated for it per call.
+    let mut landed = slots.take_landed();
     // The last source asked about, and the answer.
     let mut verdict: Option<(SocketAddr, Result<(), Refusal>)> = None;
     while batch.received.len() < max && batch.dropped_count() < MAX_DISCARDS_PER_RECEIVE {
@@ -376,6 +377,7 @@ pub(crate) fn collect_datagrams(
             break;
         }
     }
+    slots.put_landed(landed);
     batch
 }
 
@@ -417,8 +419,14 @@ impl OutgoingDatagramStream {
     /// sent as fit the room the kernel promises when it reports a socket
     /// writable, at most the store's `max_send_batch`.
     pub(crate) fn check_send(&mut self) -> UdpResult<u64> {
-        let core = self.core.clone();
-        let _in_socket = core.span.as_deref().map(tracing::Span::enter);
+        // An owned span, so that `self` stays free to borrow mutably (and
+        // nothing is cloned when no one listens).
+        let _in_socket = self
+            .core
+            .span
+            .as_deref()
+            .cloned()
+            .map(tracing::Span::entered);
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
             if !self.core.io.writable_now() {
                 self.note_permit(0);
@@ -486,8 +494,14 @@ impl OutgoingDatagramStream {
         &mut self,
         datagrams: impl ExactSizeIterator<Item = Transmit<'a>>,
     ) -> UdpResult<u64> {
-        let core = self.core.clone();
-        let _in_socket = core.span.as_deref().map(tracing::Span::enter);
+        // An owned span, so that `self` stays free to borrow mutably (and
+        // nothing is cloned when no one listens).
+        let _in_socket = self
+            .core
+            .span
+            .as_deref()
+            .cloned()
+            .map(tracing::Span::entered);
         // WIT: "Each call to send must be permitted by a preceding check-send.
         // Implementations must trap if either check-send was not called or
         // datagrams contains more items than check-send permitted." A permit

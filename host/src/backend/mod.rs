@@ -250,6 +250,9 @@ pub struct ReceiveSlots {
     /// The kernel's drop counter of the socket last received from, if the
     /// last batch carried one (see [`kernel_drops`](Self::kernel_drops)).
     kernel_drops: Option<u32>,
+    /// Where the datagrams of a batch landed: kept between receives so that
+    /// its room is allocated once.
+    landed: Vec<Received>,
 }
 
 impl fmt::Debug for ReceiveSlots {
@@ -272,7 +275,21 @@ impl ReceiveSlots {
             storage: region::ZeroedRegion::new(count * Self::SLOT_SIZE),
             count,
             kernel_drops: None,
+            landed: Vec::new(),
         }
+    }
+
+    /// The list of where datagrams landed, empty, for a receive to fill;
+    /// hand it back with [`put_landed`](Self::put_landed).
+    pub(crate) fn take_landed(&mut self) -> Vec<Received> {
+        let mut landed = std::mem::take(&mut self.landed);
+        landed.clear();
+        landed
+    }
+
+    /// Keeps `landed`'s room for the next receive.
+    pub(crate) fn put_landed(&mut self, landed: Vec<Received>) {
+        self.landed = landed;
     }
 
     /// Records the kernel's count of datagrams the socket dropped for a
