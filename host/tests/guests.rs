@@ -59,6 +59,7 @@ passing!(
     udp_send_partial_batch,
     udp_receive_more_than_queued,
     udp_many_datagrams_in_order,
+    udp_bulk_runs_small_receives,
     udp_connect_a_then_b_keeps_port,
     udp_start_bind_twice,
     udp_finish_bind_without_start,
