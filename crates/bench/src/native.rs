@@ -139,23 +139,31 @@ pub fn blast_mmsg(count: u64, size: usize, window: u64) -> BlastResult {
             .map_err(io::Error::from);
             would_block_is_zero(result)
         },
-        || {
-            let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
-                .chunks_exact_mut(2048)
-                .map(|slot| [IoSliceMut::new(slot)])
-                .collect();
-            let result = recvmmsg(
-                rx.as_raw_fd(),
-                &mut receive_headers,
-                buffers.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            )
-            .map(Iterator::count)
-            .map_err(io::Error::from);
-            would_block_is_zero(result)
-        },
+        || receive_batch(&rx, &mut receive_headers, &mut storage),
     )
+}
+
+/// One `recvmmsg` of up to [`TURN`] datagrams into `storage`'s 2 KiB slots;
+/// how many came.
+fn receive_batch(
+    rx: &UdpSocket,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    storage: &mut [u8],
+) -> u64 {
+    let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
+        .chunks_exact_mut(2048)
+        .map(|slot| [IoSliceMut::new(slot)])
+        .collect();
+    let result = recvmmsg(
+        rx.as_raw_fd(),
+        headers,
+        buffers.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )
+    .map(Iterator::count)
+    .map_err(io::Error::from);
+    would_block_is_zero(result)
 }
 
 /// Sends up to `room` datagrams of `payload` as one segmented send (UDP GSO,
@@ -187,22 +195,7 @@ pub fn blast_gso(count: u64, size: usize, window: u64) -> BlastResult {
         count,
         window,
         |room| send_segmented(&tx, &payload, room),
-        || {
-            let mut buffers: Vec<[IoSliceMut<'_>; 1]> = storage
-                .chunks_exact_mut(2048)
-                .map(|slot| [IoSliceMut::new(slot)])
-                .collect();
-            let result = recvmmsg(
-                rx.as_raw_fd(),
-                &mut receive_headers,
-                buffers.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            )
-            .map(Iterator::count)
-            .map_err(io::Error::from);
-            would_block_is_zero(result)
-        },
+        || receive_batch(&rx, &mut receive_headers, &mut storage),
     )
 }
 

@@ -830,7 +830,7 @@ impl Coalescing {
         if let Some((slot, offset, message)) = left_over {
             let bytes = &slots.slot_mut(slot)[offset..message.len];
             if self.remainder.is_empty() {
-                let segment_size = message.segment_size.unwrap_or(message.len);
+                let segment_size = message.segment_size.unwrap_or(message.len).max(1);
                 self.remainder.keep(bytes, segment_size, message.source);
             } else {
                 unkept += bytes.len();
