@@ -1,4 +1,5 @@
-//! The one `bindgen!` call.
+//! The one `bindgen!` call, for the 0.2.1 interfaces and
+//! `wasi-udp:extensions` together, so that both name one `udp-socket`.
 //!
 //! `wasi:io` and the `network` resource are mapped to wasmtime-wasi's types,
 //! so pollables and network handles created by wasmtime-wasi and by this crate
@@ -6,12 +7,14 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "wasi-udp:provider/host",
+    world: "wasi-udp:provider/host-with-extensions",
     // Bind and connect may wait for the policy (an embedder's may consult a
     // service); every other call does only what the kernel can do at once.
     imports: {
         "wasi:sockets/udp.[method]udp-socket.start-bind": async | trappable,
         "wasi:sockets/udp.[method]udp-socket.stream": async | trappable,
+        "wasi-udp:extensions/udp-extensions.join-multicast-group": async | trappable,
+        "wasi-udp:extensions/udp-extensions.join-source-specific-group": async | trappable,
         default: trappable,
     },
     require_store_data_send: true,

@@ -173,6 +173,8 @@ pub(crate) enum Operation {
     Receive,
     /// Socket option getters and setters.
     Option,
+    /// Joining or leaving a multicast group (`wasi-udp:extensions`).
+    Membership,
 }
 
 /// Maps an OS error to the WIT error code for `operation`.
@@ -185,6 +187,7 @@ pub(crate) fn code_from_io(error: &io::Error, operation: Operation) -> Code {
             io::ErrorKind::PermissionDenied => Code::AccessDenied,
             io::ErrorKind::OutOfMemory => Code::OutOfMemory,
             io::ErrorKind::TimedOut => Code::Timeout,
+            io::ErrorKind::Unsupported => Code::NotSupported,
             _ => Code::Unknown,
         },
     }
@@ -215,6 +218,14 @@ pub(crate) fn code_from_errno(errno: Errno, operation: Operation) -> Code {
         // link-local address without a scope id): invalid-argument, as
         // wasmtime-wasi answers too.
         Errno::INVAL => Code::InvalidArgument,
+        // udp-extensions.wit: "invalid-state: ... joining a group ... the
+        // socket is already in (EADDRINUSE); leaving one it is not in
+        // (EADDRNOTAVAIL, ENOENT)"; "invalid-argument: ... an interface
+        // index the host does not have ... (ENODEV)"
+        Errno::ADDRINUSE | Errno::ADDRNOTAVAIL | Errno::NOENT if operation == Membership => {
+            Code::InvalidState
+        }
+        Errno::NODEV => Code::InvalidArgument,
         Errno::ALREADY => Code::ConcurrencyConflict,
         Errno::WOULDBLOCK => Code::WouldBlock,
         // udp.wit start-bind: "address-in-use: ... (EADDRINUSE)"

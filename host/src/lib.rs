@@ -223,6 +223,43 @@ pub fn add_to_linker_async<T: UdpView + 'static>(linker: &mut Linker<T>) -> wasm
     Ok(())
 }
 
+/// Adds `wasi-udp:extensions/udp-extensions@0.1.0` to `linker`: multicast
+/// groups, broadcast and shared ports for the sockets of
+/// [`add_to_linker_async`], each under the store's policy (the uses
+/// [`SocketUse::Join`], [`SocketUse::Broadcast`] and [`SocketUse::Share`],
+/// which no base rule set grants).
+///
+/// Off unless called: a component that imports the interface then fails
+/// to instantiate, and one that does not sees no difference either way.
+///
+/// # Errors
+/// If the linker already defines the interface and does not allow
+/// shadowing.
+pub fn add_extensions_to_linker<T: UdpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    bindings::wasi_udp::extensions::udp_extensions::add_to_linker::<T, UdpProvider>(linker, T::udp)
+}
+
+/// The name a component imports the extensions under.
+pub const EXTENSIONS_INTERFACE: &str = "wasi-udp:extensions/udp-extensions@0.1.0";
+
+/// Says in plain words why a component could not be instantiated, when the
+/// cause is that it imports [`EXTENSIONS_INTERFACE`] and the linker does
+/// not define it (wasmtime-wasi's own UDP, other WASI hosts, or a linker
+/// without [`add_extensions_to_linker`]); `None` for any other error.
+pub fn explain_missing_extensions(error: &wasmtime::Error) -> Option<String> {
+    let text = format!("{error:#}");
+    text.contains("wasi-udp:extensions/").then(|| {
+        format!(
+            "the component imports {EXTENSIONS_INTERFACE} (multicast groups, broadcast and \
+             shared ports), which this host does not provide. Only wasi-udp-host has it: an \
+             embedder adds it with `wasi_udp_host::add_extensions_to_linker`, and the wasi-udp \
+             CLI always does; wasmtime-wasi's own UDP and other WASI hosts do not."
+        )
+    })
+}
+
 /// Adds every interface a `wasi:cli/command` component can import: all of
 /// wasmtime-wasi's WASI 0.2 interfaces except its `udp`,
 /// `udp-create-socket` and `ip-name-lookup`, then this crate's.

@@ -32,6 +32,8 @@ use crate::peers::ReplyPeers;
 use crate::policy::{Denial, Rule, SocketUse};
 use crate::report::{Limit, Topic};
 
+mod extensions;
+
 /// What a socket and its streams share: the OS socket and an error the
 /// kernel reported that no guest call has returned yet.
 pub(crate) struct SocketCore {
@@ -62,6 +64,10 @@ pub(crate) struct SocketCore {
     pub(crate) kernel_drops_seen: std::sync::atomic::AtomicU32,
     /// Peers whose datagrams are replies: see the module invariants.
     reply_peers: Mutex<ReplyPeers>,
+    /// Whether the guest enabled broadcast (`wasi-udp:extensions`): only
+    /// then can a send reach an interface's broadcast address, so only then
+    /// are sends checked against the interfaces' broadcast addresses.
+    pub(crate) broadcast_enabled: AtomicBool,
     /// This socket's counters.
     pub(crate) stats: crate::stats::SocketStats,
     /// Where this socket's log lines belong, with the guest's handle; only
@@ -170,6 +176,9 @@ pub struct UdpSocket {
     /// Shared with the streams of the latest `stream` call; see the module
     /// invariants.
     streams_lease: Arc<()>,
+    /// Whether the guest asked to share the port (`wasi-udp:extensions`);
+    /// a bind then needs `share` as well as `bind`.
+    shared_port: bool,
 }
 
 impl std::fmt::Debug for UdpSocket {
@@ -254,6 +263,7 @@ impl UdpSocket {
             coalescing_reserve,
             kernel_drops_seen: std::sync::atomic::AtomicU32::new(0),
             reply_peers: Mutex::new(ReplyPeers::new(shared.limits.max_reply_peers)),
+            broadcast_enabled: AtomicBool::new(false),
             stats,
             span,
             _slot: slot,
@@ -266,6 +276,7 @@ impl UdpSocket {
             state: BindState::Unbound,
             remote: None,
             streams_lease: Arc::new(()),
+            shared_port: false,
         })
     }
 
@@ -295,6 +306,7 @@ impl UdpSocket {
         Ok(PolicyQuestion {
             shared: self.core.shared.clone(),
             addr: local,
+            shared_port: self.shared_port,
         })
     }
 
@@ -345,6 +357,7 @@ impl UdpSocket {
         Ok(remote.map(|addr| PolicyQuestion {
             shared: self.core.shared.clone(),
             addr,
+            shared_port: false,
         }))
     }
 
@@ -632,6 +645,8 @@ fn buffer_size_argument(value: u64) -> UdpResult<usize> {
 pub(crate) struct PolicyQuestion {
     shared: Arc<StoreShared>,
     addr: SocketAddr,
+    /// A bind with the port shared: `share` is asked too.
+    shared_port: bool,
 }
 
 /// Proof that the policy allowed binding to an address: the only way to
@@ -648,10 +663,15 @@ impl PolicyQuestion {
     /// Asks whether the socket may bind to the address.
     pub(crate) async fn approve_bind(self) -> UdpResult<ApprovedBind> {
         let policy = self.shared.policy.clone();
-        match policy.check_async(SocketUse::Bind, self.addr).await {
-            Ok(()) => Ok(ApprovedBind(self.addr)),
-            Err(denial) => Err(refuse(&self.shared, SocketUse::Bind, self.addr, &denial)),
+        if let Err(denial) = policy.check_async(SocketUse::Bind, self.addr).await {
+            return Err(refuse(&self.shared, SocketUse::Bind, self.addr, &denial));
         }
+        if self.shared_port
+            && let Err(denial) = policy.check_async(SocketUse::Share, self.addr).await
+        {
+            return Err(refuse(&self.shared, SocketUse::Share, self.addr, &denial));
+        }
+        Ok(ApprovedBind(self.addr))
     }
 
     /// Asks whether the socket may connect to the peer. A connected stream
@@ -670,6 +690,11 @@ impl PolicyQuestion {
         };
         if let Some(denial) = denial {
             return Err(refuse(&self.shared, SocketUse::Connect, addr, &denial));
+        }
+        if let Some(extra) = destination_use(&self.shared, &addr, true)
+            && let Err(denial) = policy.check_async(extra, addr).await
+        {
+            return Err(refuse(&self.shared, extra, addr, &denial));
         }
         let forbidden = policy
             .check(SocketUse::Receive, addr)
@@ -723,6 +748,26 @@ fn both_refused(connect: Denial, send: &Denial) -> Denial {
     }
 }
 
+/// The use a destination needs besides `send`: `join` for a multicast
+/// group, `broadcast` for a broadcast address. Directed broadcast addresses
+/// are looked up only when `may_broadcast` (the socket enabled broadcast):
+/// without it the network refuses them anyway.
+pub(crate) fn destination_use(
+    shared: &StoreShared,
+    destination: &SocketAddr,
+    may_broadcast: bool,
+) -> Option<SocketUse> {
+    match destination.ip() {
+        ip if ip.is_multicast() => Some(SocketUse::Join),
+        std::net::IpAddr::V4(v4)
+            if v4.is_broadcast() || (may_broadcast && shared.network.is_broadcast(v4)) =>
+        {
+            Some(SocketUse::Broadcast)
+        }
+        _ => None,
+    }
+}
+
 /// Counts and reports a refused operation; the guest gets `access-denied`.
 pub(crate) fn refuse(
     shared: &StoreShared,
@@ -735,7 +780,12 @@ pub(crate) fn refuse(
     shared
         .reporter
         .report(Topic::Denied(socket_use), Some(addr), 1, || {
-            let mut message = format!("denied: {socket_use} {addr}: {}", denial.reason());
+            // A group membership has no port.
+            let target = match socket_use {
+                SocketUse::Join if addr.port() == 0 => addr.ip().to_string(),
+                _ => addr.to_string(),
+            };
+            let mut message = format!("denied: {socket_use} {target}: {}", denial.reason());
             if let Some(grant) = denial.grant() {
                 message.push_str("; to grant it: ");
                 message.push_str(&hints.grant(grant));

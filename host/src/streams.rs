@@ -630,11 +630,24 @@ impl OutgoingDatagramStream {
             (None, Some(destination)) if allowed.contains(&destination) => Ok(Some(destination)),
             (None, Some(destination)) => {
                 validate_remote(self.core.family, &destination)?;
-                self.core
-                    .shared
-                    .policy
-                    .check(SocketUse::Send, destination)
-                    .map_err(|denial| self.core.refuse(SocketUse::Send, destination, &denial))?;
+                let policy = &self.core.shared.policy;
+                let send = policy.check(SocketUse::Send, destination);
+                // A group or a broadcast address needs its own use too;
+                // each refused use is said, with the rule that grants it.
+                let may_broadcast = self.core.broadcast_enabled.load(Ordering::Relaxed);
+                let extra =
+                    crate::socket::destination_use(&self.core.shared, &destination, may_broadcast)
+                        .map(|extra| (extra, policy.check(extra, destination)));
+                let mut refused = None;
+                if let Err(denial) = send {
+                    refused = Some(self.core.refuse(SocketUse::Send, destination, &denial));
+                }
+                if let Some((extra, Err(denial))) = extra {
+                    refused = Some(self.core.refuse(extra, destination, &denial));
+                }
+                if let Some(refused) = refused {
+                    return Err(refused);
+                }
                 allowed.push(destination);
                 Ok(Some(destination))
             }

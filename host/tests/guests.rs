@@ -557,3 +557,164 @@ fn sim_traffic() {
         "{outcome:?}"
     );
 }
+
+/// A store on `network` as the node `address`, granted `rules`.
+fn sim_ctx(
+    network: &wasi_udp_host::SimNetwork,
+    address: &str,
+    rules: &[&str],
+) -> wasi_udp_host::UdpCtx {
+    let node = network.node([address.parse().expect("address")]);
+    let mut builder = wasi_udp_host::UdpCtx::builder();
+    builder.network(std::sync::Arc::new(node));
+    for rule in rules {
+        builder.allow(rule.parse().expect("rule"));
+    }
+    builder.build()
+}
+
+/// On the simulated network: the kernel's own is tested in a network
+/// namespace by `crates/cli/tests/extensions.rs`, since a broadcast on the
+/// machine's network would leave it.
+#[test]
+fn ext_broadcast_shared_port() {
+    let network = wasi_udp_host::SimNetwork::new(7);
+    let udp = sim_ctx(
+        &network,
+        "10.0.0.2",
+        &[
+            "share,bind:0.0.0.0:47000",
+            "bind:0.0.0.0:0",
+            "broadcast,send:255.255.255.255:47000",
+            "receive:10.0.0.2",
+        ],
+    );
+    let outcome = run("ext_broadcast_shared_port", udp);
+    assert_eq!(outcome.exit, Ok(0), "{}", outcome.describe());
+    assert!(
+        outcome.stdout.contains("3 listeners"),
+        "{}",
+        outcome.describe()
+    );
+    // The send before broadcast was enabled is the kernel's refusal, not
+    // the policy's.
+    assert_eq!(outcome.stats.denied, 0, "{}", outcome.describe());
+}
+
+/// On the simulated network, for the same reason.
+#[test]
+fn ext_options_and_refusals() {
+    let network = wasi_udp_host::SimNetwork::new(7);
+    let udp = sim_ctx(
+        &network,
+        "10.0.0.2",
+        &[
+            "join:239.255.0.0/16",
+            "send:224.0.0.251:5353",
+            "send:255.255.255.255:9",
+            "bind:0.0.0.0:0",
+            "bind:127.0.0.1",
+        ],
+    );
+    let outcome = run("ext_options_and_refusals", udp);
+    assert_eq!(outcome.exit, Ok(0), "{}", outcome.describe());
+    // Join 224.0.0.251, send to it without join, broadcast without
+    // broadcast, a shared bind without share.
+    assert_eq!(outcome.stats.denied, 4, "{}", outcome.describe());
+}
+
+/// Two guests find each other by multicast query and response, each on a
+/// node of its own.
+#[test]
+fn two_guests_find_each_other_by_multicast_on_the_simulated_network() {
+    let network = wasi_udp_host::SimNetwork::new(11);
+    let responder = sim_ctx(
+        &network,
+        "10.0.0.1",
+        &[
+            "share,bind:0.0.0.0:5353",
+            "join:224.0.0.251",
+            "send:224.0.0.251:5353",
+            "receive,send:10.0.0.0/24",
+        ],
+    );
+    let resolver = sim_ctx(
+        &network,
+        "10.0.0.2",
+        &[
+            "bind:0.0.0.0:0",
+            "join:224.0.0.251",
+            "send:224.0.0.251:5353",
+            "receive:10.0.0.0/24",
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (responded, resolved) = runtime.block_on(async {
+        tokio::join!(
+            common::run_path_async(
+                guest_artifacts::EXAMPLE_MDNS,
+                responder,
+                &["respond", "printer.local", "10.0.0.50", "3"],
+            ),
+            common::run_path_async(
+                guest_artifacts::EXAMPLE_MDNS,
+                resolver,
+                &["resolve", "printer.local", "3"],
+            ),
+        )
+    });
+    assert_eq!(resolved.exit, Ok(0), "{}", resolved.describe());
+    assert!(
+        resolved
+            .stdout
+            .contains("printer.local. A 10.0.0.50 (from 10.0.0.1:5353)"),
+        "{}",
+        resolved.describe()
+    );
+    assert_eq!(responded.exit, Ok(0), "{}", responded.describe());
+    assert!(
+        responded.stdout.contains("answered 10.0.0.2:"),
+        "{}",
+        responded.describe()
+    );
+}
+
+/// A host that links only the 0.2.1 interfaces (this crate's without
+/// `add_extensions_to_linker`, or wasmtime-wasi's) cannot instantiate a
+/// guest that imports the extensions, and says which import is missing.
+#[test]
+fn a_host_without_the_extensions_cannot_instantiate_a_guest_that_imports_them() {
+    use wasmtime::component::{Component, Linker};
+    let component = Component::from_file(
+        common::engine(),
+        common::guest_path("ext_options_and_refusals"),
+    )
+    .expect("load guest");
+    let mut ours = Linker::<wasi_udp_host::WasiUdpState>::new(common::engine());
+    wasi_udp_host::add_command_to_linker_async(&mut ours).expect("link");
+    let mut wasmtime_wasi_only = Linker::<wasi_udp_host::WasiUdpState>::new(common::engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut wasmtime_wasi_only).expect("link");
+    for linker in [ours, wasmtime_wasi_only] {
+        let Err(error) = linker.instantiate_pre(&component) else {
+            panic!("the extensions are missing, yet the guest instantiated");
+        };
+        assert!(
+            format!("{error:#}").contains(wasi_udp_host::EXTENSIONS_INTERFACE),
+            "{error:#}"
+        );
+        let explained = wasi_udp_host::explain_missing_extensions(&error).expect("explained");
+        assert!(
+            explained.contains("add_extensions_to_linker"),
+            "{explained}"
+        );
+    }
+    // A guest that does not import them instantiates on either.
+    let plain = Component::from_file(common::engine(), common::guest_path("udp_send_receive"))
+        .expect("load guest");
+    let mut ours = Linker::<wasi_udp_host::WasiUdpState>::new(common::engine());
+    wasi_udp_host::add_command_to_linker_async(&mut ours).expect("link");
+    ours.instantiate_pre(&plain).expect("no extensions needed");
+}

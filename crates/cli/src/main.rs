@@ -219,6 +219,9 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
 
     let mut linker = Linker::<Guest>::new(&engine);
     wasi_udp_host::add_command_to_linker_async(&mut linker).map_err(Failure::Trap)?;
+    // Multicast, broadcast and shared ports, for guests that import them;
+    // the policy grants none of them unless a rule names them.
+    wasi_udp_host::add_extensions_to_linker(&mut linker).map_err(Failure::Trap)?;
 
     let program = component_path
         .file_name()
@@ -262,7 +265,10 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
 
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
-        .map_err(|e| Failure::Input(format!("cannot instantiate {program}: {e:#}")))?;
+        .map_err(|e| match wasi_udp_host::explain_missing_extensions(&e) {
+            Some(explained) => Failure::Input(format!("cannot instantiate {program}: {explained}")),
+            None => Failure::Input(format!("cannot instantiate {program}: {e:#}")),
+        })?;
     let guest_run = async {
         match command.wasi_cli_run().call_run(&mut store).await {
             Ok(Ok(())) => Ok(0),

@@ -302,7 +302,11 @@ impl InProcess {
                     match CliCommand::instantiate_async(&mut store, &component, &self.linker).await
                     {
                         Ok(command) => command,
-                        Err(error) => return Exit::HostError(format!("instantiate: {error}")),
+                        Err(error) => {
+                            let reason = wasi_udp_host::explain_missing_extensions(&error)
+                                .unwrap_or_else(|| error.to_string());
+                            return Exit::HostError(format!("instantiate: {reason}"));
+                        }
                     };
                 match command.wasi_cli_run().call_run(&mut store).await {
                     Ok(Ok(())) => Exit::Code(0),

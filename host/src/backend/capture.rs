@@ -16,7 +16,8 @@ use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
 use super::{
-    DatagramSocket, Family, Network, Ready, ReceiveSlots, Received, SendOutcome, Transmit,
+    DatagramSocket, Family, Membership, Network, Ready, ReceiveSlots, Received, SendOutcome,
+    Transmit,
 };
 
 /// Where captured datagrams go, shared by every socket of the networks it
@@ -205,6 +206,10 @@ impl Network for CapturingNetwork {
     fn size_for_charge(&self, charge: usize) -> usize {
         self.inner.size_for_charge(charge)
     }
+
+    fn is_broadcast(&self, ip: std::net::Ipv4Addr) -> bool {
+        self.inner.is_broadcast(ip)
+    }
 }
 
 #[derive(Debug)]
@@ -332,5 +337,49 @@ impl DatagramSocket for CapturingSocket {
 
     fn allow_coalescing(&self) {
         self.inner.allow_coalescing();
+    }
+
+    fn shared_port(&self) -> io::Result<bool> {
+        self.inner.shared_port()
+    }
+
+    fn set_shared_port(&self, shared: bool) -> io::Result<()> {
+        self.inner.set_shared_port(shared)
+    }
+
+    fn join_group(&self, membership: &Membership) -> io::Result<()> {
+        self.inner.join_group(membership)
+    }
+
+    fn leave_group(&self, membership: &Membership) -> io::Result<()> {
+        self.inner.leave_group(membership)
+    }
+
+    fn multicast_hop_limit(&self) -> io::Result<u8> {
+        self.inner.multicast_hop_limit()
+    }
+
+    fn set_multicast_hop_limit(&self, value: u8) -> io::Result<()> {
+        self.inner.set_multicast_hop_limit(value)
+    }
+
+    fn multicast_loopback(&self) -> io::Result<bool> {
+        self.inner.multicast_loopback()
+    }
+
+    fn set_multicast_loopback(&self, enabled: bool) -> io::Result<()> {
+        self.inner.set_multicast_loopback(enabled)
+    }
+
+    fn set_multicast_interface(&self, index: u32) -> io::Result<()> {
+        self.inner.set_multicast_interface(index)
+    }
+
+    fn broadcast(&self) -> io::Result<bool> {
+        self.inner.broadcast()
+    }
+
+    fn set_broadcast(&self, enabled: bool) -> io::Result<()> {
+        self.inner.set_broadcast(enabled)
     }
 }

@@ -397,6 +397,56 @@ pub(super) fn set_coalescing(socket: &impl AsRawFd, on: bool) -> io::Result<()> 
     Ok(())
 }
 
+/// Joins (or leaves) `group` for datagrams from `source` only, on
+/// interface `interface` (`MCAST_JOIN_SOURCE_GROUP`, which takes both
+/// families and an interface index).
+pub(super) fn source_specific_membership(
+    socket: &impl AsRawFd,
+    join: bool,
+    group: std::net::IpAddr,
+    source: std::net::IpAddr,
+    interface: u32,
+) -> io::Result<()> {
+    // SAFETY: `group_source_req` is a plain C struct; all-zero is valid.
+    let mut request: libc::group_source_req = unsafe { mem::zeroed() };
+    request.gsr_interface = interface;
+    for (address, storage) in [
+        (group, &mut request.gsr_group),
+        (source, &mut request.gsr_source),
+    ] {
+        let (raw, len) = RawAddress::from_socket_addr(&SocketAddr::new(address, 0));
+        // SAFETY: `sockaddr_storage` is larger than either variant, and
+        // `len` is the size of the one `from_socket_addr` wrote.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                ptr::from_ref(&raw).cast::<u8>(),
+                ptr::from_mut(storage).cast::<u8>(),
+                len as usize,
+            );
+        }
+    }
+    let (level, name) = match (group.is_ipv4(), join) {
+        (true, true) => (libc::IPPROTO_IP, libc::MCAST_JOIN_SOURCE_GROUP),
+        (true, false) => (libc::IPPROTO_IP, libc::MCAST_LEAVE_SOURCE_GROUP),
+        (false, true) => (libc::IPPROTO_IPV6, libc::MCAST_JOIN_SOURCE_GROUP),
+        (false, false) => (libc::IPPROTO_IPV6, libc::MCAST_LEAVE_SOURCE_GROUP),
+    };
+    // SAFETY: the option value is a local struct, passed with its size.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            ptr::from_ref(&request).cast(),
+            mem::size_of::<libc::group_source_req>() as libc::socklen_t,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,13 @@ pub trait Network: Send + Sync + fmt::Debug + 'static {
 
     /// The largest buffer size charged at most `charge`.
     fn size_for_charge(&self, charge: usize) -> usize;
+
+    /// Whether `ip` is a broadcast address here: the limited broadcast
+    /// address, or (where the network has interfaces) an interface's
+    /// directed broadcast address.
+    fn is_broadcast(&self, ip: std::net::Ipv4Addr) -> bool {
+        ip.is_broadcast()
+    }
 }
 
 /// One datagram socket: readiness, non-blocking batches, options. The
@@ -173,6 +180,112 @@ pub trait DatagramSocket: Send + Sync + fmt::Debug {
     /// Datagrams come out one by one either way, each with its own size and
     /// source.
     fn allow_coalescing(&self) {}
+
+    /// Whether the socket shares its port (`SO_REUSEADDR` and
+    /// `SO_REUSEPORT`).
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`; `Unsupported` where the network has no such
+    /// option.
+    fn shared_port(&self) -> io::Result<bool> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Lets other sockets that share their port bind the same address and
+    /// port; only before [`bind`](Self::bind).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_shared_port(&self, _shared: bool) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Joins a multicast group.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)` with `IP_ADD_MEMBERSHIP`, `IPV6_JOIN_GROUP` or
+    /// `MCAST_JOIN_SOURCE_GROUP`: `EADDRINUSE` when already joined,
+    /// `ENODEV` for an unknown interface, `ENOBUFS` past the group limit.
+    fn join_group(&self, _membership: &Membership) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Leaves a multicast group.
+    ///
+    /// # Errors
+    /// `EADDRNOTAVAIL` (or `ENOENT`) when not joined.
+    fn leave_group(&self, _membership: &Membership) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// The hop limit of datagrams sent to groups.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn multicast_hop_limit(&self) -> io::Result<u8> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sets the hop limit of datagrams sent to groups.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_multicast_hop_limit(&self, _value: u8) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Whether datagrams sent to a group reach its members on this host.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn multicast_loopback(&self) -> io::Result<bool> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sets whether datagrams sent to a group reach its members on this
+    /// host.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_multicast_loopback(&self, _enabled: bool) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sends datagrams to groups out of interface `index` (0: by route).
+    ///
+    /// # Errors
+    /// `ENODEV` for an unknown interface.
+    fn set_multicast_interface(&self, _index: u32) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Whether the socket may send to broadcast addresses.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    fn broadcast(&self) -> io::Result<bool> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Sets whether the socket may send to broadcast addresses.
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    fn set_broadcast(&self, _enabled: bool) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// A multicast group membership: the group, the one source it admits (for
+/// source-specific multicast), and the interface it is on (0: by route).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Membership {
+    /// The group address.
+    pub group: std::net::IpAddr,
+    /// The only sender whose datagrams the membership admits, if any.
+    pub source: Option<std::net::IpAddr>,
+    /// The interface index; 0 lets the network choose.
+    pub interface: u32,
 }
 
 /// Which IP family a socket was created for.

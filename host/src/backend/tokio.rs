@@ -15,7 +15,8 @@ use tokio::io::unix::AsyncFd;
 #[cfg(target_os = "linux")]
 use super::mmsg;
 use super::{
-    DatagramSocket, Family, Network, Ready, ReceiveSlots, Received, SendOutcome, Transmit,
+    DatagramSocket, Family, Membership, Network, Ready, ReceiveSlots, Received, SendOutcome,
+    Transmit,
 };
 
 /// What a receiver waits for: a datagram, or an error the kernel queued.
@@ -96,6 +97,48 @@ impl Network for OsNetwork {
     fn size_for_charge(&self, charge: usize) -> usize {
         undoubled(charge)
     }
+
+    /// The limited broadcast address, and the broadcast address of every
+    /// interface, read from the system at most once a second.
+    fn is_broadcast(&self, ip: std::net::Ipv4Addr) -> bool {
+        ip.is_broadcast() || interface_broadcast_addresses().contains(&ip)
+    }
+}
+
+/// The directed broadcast addresses of the host's interfaces, as last read
+/// (at most a second ago). Interfaces rarely change; a send asks only
+/// when its socket has broadcast enabled.
+fn interface_broadcast_addresses() -> Vec<std::net::Ipv4Addr> {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static CACHE: Mutex<Option<(Instant, Vec<std::net::Ipv4Addr>)>> = Mutex::new(None);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((read_at, addresses)) = cache.as_ref()
+        && read_at.elapsed() < Duration::from_secs(1)
+    {
+        return addresses.clone();
+    }
+    let addresses = read_interface_broadcast_addresses();
+    *cache = Some((Instant::now(), addresses.clone()));
+    addresses
+}
+
+#[cfg(target_os = "linux")]
+fn read_interface_broadcast_addresses() -> Vec<std::net::Ipv4Addr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|interface| interface.broadcast)
+        .filter_map(|address| address.as_sockaddr_in().map(|v4| v4.ip()))
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_interface_broadcast_addresses() -> Vec<std::net::Ipv4Addr> {
+    Vec::new()
 }
 
 impl OsSocket {
@@ -139,6 +182,38 @@ impl OsSocket {
 
     fn sock_ref(&self) -> SockRef<'_> {
         SockRef::from(&self.socket)
+    }
+
+    /// Joins or leaves a group: any-source memberships through the
+    /// family's own option, source-specific ones through
+    /// `MCAST_JOIN_SOURCE_GROUP`.
+    fn membership(&self, membership: &Membership, join: bool) -> io::Result<()> {
+        use socket2::InterfaceIndexOrAddress;
+        use std::net::IpAddr;
+        let interface = membership.interface;
+        match (membership.group, membership.source) {
+            #[cfg(target_os = "linux")]
+            (group, Some(source)) => {
+                mmsg::source_specific_membership(&self.socket, join, group, source, interface)
+            }
+            #[cfg(not(target_os = "linux"))]
+            (_, Some(_)) => Err(io::ErrorKind::Unsupported.into()),
+            (IpAddr::V4(group), None) => {
+                let interface = InterfaceIndexOrAddress::Index(interface);
+                if join {
+                    self.sock_ref().join_multicast_v4_n(&group, &interface)
+                } else {
+                    self.sock_ref().leave_multicast_v4_n(&group, &interface)
+                }
+            }
+            (IpAddr::V6(group), None) => {
+                if join {
+                    self.sock_ref().join_multicast_v6(&group, interface)
+                } else {
+                    self.sock_ref().leave_multicast_v6(&group, interface)
+                }
+            }
+        }
     }
 
     /// The socket's coalescing state, made now if the store allowed
@@ -513,6 +588,96 @@ impl DatagramSocket for OsSocket {
     fn allow_coalescing(&self) {
         self.coalescing_allowed
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shared_port(&self) -> io::Result<bool> {
+        let reuse_port = {
+            #[cfg(unix)]
+            {
+                self.sock_ref().reuse_port()?
+            }
+            #[cfg(not(unix))]
+            {
+                true
+            }
+        };
+        Ok(self.sock_ref().reuse_address()? && reuse_port)
+    }
+
+    /// `SO_REUSEADDR` lets sockets share a port for multicast and
+    /// broadcast; `SO_REUSEPORT` also lets them share one for unicast (the
+    /// kernel spreads unicast datagrams over them). Both, so that a port
+    /// is shared with any other program that set either.
+    fn set_shared_port(&self, shared: bool) -> io::Result<()> {
+        self.sock_ref().set_reuse_address(shared)?;
+        #[cfg(unix)]
+        self.sock_ref().set_reuse_port(shared)?;
+        Ok(())
+    }
+
+    fn join_group(&self, membership: &Membership) -> io::Result<()> {
+        self.membership(membership, true)
+    }
+
+    fn leave_group(&self, membership: &Membership) -> io::Result<()> {
+        self.membership(membership, false)
+    }
+
+    fn multicast_hop_limit(&self) -> io::Result<u8> {
+        let value = match self.family {
+            Family::Ipv4 => self.sock_ref().multicast_ttl_v4()?,
+            Family::Ipv6 => self.sock_ref().multicast_hops_v6()?,
+        };
+        Ok(u8::try_from(value).unwrap_or(u8::MAX))
+    }
+
+    fn set_multicast_hop_limit(&self, value: u8) -> io::Result<()> {
+        match self.family {
+            Family::Ipv4 => self.sock_ref().set_multicast_ttl_v4(value.into()),
+            Family::Ipv6 => self.sock_ref().set_multicast_hops_v6(value.into()),
+        }
+    }
+
+    fn multicast_loopback(&self) -> io::Result<bool> {
+        match self.family {
+            Family::Ipv4 => self.sock_ref().multicast_loop_v4(),
+            Family::Ipv6 => self.sock_ref().multicast_loop_v6(),
+        }
+    }
+
+    fn set_multicast_loopback(&self, enabled: bool) -> io::Result<()> {
+        match self.family {
+            Family::Ipv4 => self.sock_ref().set_multicast_loop_v4(enabled),
+            Family::Ipv6 => self.sock_ref().set_multicast_loop_v6(enabled),
+        }
+    }
+
+    fn set_multicast_interface(&self, index: u32) -> io::Result<()> {
+        match self.family {
+            #[cfg(target_os = "linux")]
+            Family::Ipv4 => rustix::net::sockopt::set_ip_multicast_if_with_ifindex(
+                &self.socket,
+                &std::net::Ipv4Addr::UNSPECIFIED,
+                &std::net::Ipv4Addr::UNSPECIFIED,
+                index,
+            )
+            .map_err(io::Error::from),
+            #[cfg(not(target_os = "linux"))]
+            Family::Ipv4 if index == 0 => self
+                .sock_ref()
+                .set_multicast_if_v4(&std::net::Ipv4Addr::UNSPECIFIED),
+            #[cfg(not(target_os = "linux"))]
+            Family::Ipv4 => Err(io::ErrorKind::Unsupported.into()),
+            Family::Ipv6 => self.sock_ref().set_multicast_if_v6(index),
+        }
+    }
+
+    fn broadcast(&self) -> io::Result<bool> {
+        self.sock_ref().broadcast()
+    }
+
+    fn set_broadcast(&self, enabled: bool) -> io::Result<()> {
+        self.sock_ref().set_broadcast(enabled)
     }
 
     /// Whether the send buffer has room now (one `poll`). A failed `poll`

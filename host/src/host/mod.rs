@@ -5,6 +5,7 @@
 mod ip_name_lookup;
 mod udp;
 mod udp_create_socket;
+mod udp_extensions;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 

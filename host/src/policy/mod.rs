@@ -28,6 +28,11 @@ pub(crate) use self::embedded::embedded_ipv4;
 pub use self::rules::{IpNet, ParseRuleError, Rule};
 
 /// What a guest wants to do with an address.
+///
+/// The first four are what `wasi:sockets/udp@0.2.1` does; the last three
+/// are what the `wasi-udp:extensions` interface adds, and a rule grants
+/// them only by name (a rule without uses, or `all`, means the first
+/// four).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SocketUse {
     /// `start-bind` to this local address.
@@ -38,11 +43,30 @@ pub enum SocketUse {
     Send,
     /// `receive` of a datagram from this source address.
     Receive,
+    /// Join this multicast group, and send to it (with `send` too).
+    Join,
+    /// Send to this broadcast address (with `send` too).
+    Broadcast,
+    /// Bind to this address and port with the port shared (with `bind`
+    /// too).
+    Share,
 }
 
 impl SocketUse {
     /// Every use, in a fixed order.
-    pub const ALL: [SocketUse; 4] = [Self::Bind, Self::Connect, Self::Send, Self::Receive];
+    pub const ALL: [SocketUse; 7] = [
+        Self::Bind,
+        Self::Connect,
+        Self::Send,
+        Self::Receive,
+        Self::Join,
+        Self::Broadcast,
+        Self::Share,
+    ];
+
+    /// The uses of `wasi:sockets/udp@0.2.1`: what a rule without uses (or
+    /// with `all`) grants.
+    pub const BASIC: [SocketUse; 4] = [Self::Bind, Self::Connect, Self::Send, Self::Receive];
 
     /// The lowercase name used in rules and messages.
     pub fn name(self) -> &'static str {
@@ -51,6 +75,9 @@ impl SocketUse {
             Self::Connect => "connect",
             Self::Send => "send",
             Self::Receive => "receive",
+            Self::Join => "join",
+            Self::Broadcast => "broadcast",
+            Self::Share => "share",
         }
     }
 

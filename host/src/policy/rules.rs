@@ -161,9 +161,11 @@ impl FromStr for IpNet {
 /// list of a [`RuleSet`](super::RuleSet) it is in.
 ///
 /// Written `[USES:]NET[:PORT[-PORT]]`, with USES a comma-separated list of
-/// `bind`, `connect`, `send`, `receive` (or `all`, the default) and IPv6
-/// networks in brackets when ports follow: `send,connect:10.0.0.0/8:53`,
-/// `127.0.0.1`, `bind:0.0.0.0:5353`, `receive:[fd00::/8]:5000-5100`.
+/// `bind`, `connect`, `send`, `receive` (or `all`, the default, which is
+/// those four) and the extension uses `join`, `broadcast` and `share`
+/// (granted only by name), and IPv6 networks in brackets when ports follow:
+/// `send,connect:10.0.0.0/8:53`, `127.0.0.1`, `bind:0.0.0.0:5353`,
+/// `receive:[fd00::/8]:5000-5100`, `join:224.0.0.251`.
 /// [`spec`](Self::spec) writes a rule back in this form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -189,17 +191,17 @@ impl Rule {
         Self { uses, net, ports }
     }
 
-    /// Every use of every port in `net`.
+    /// Every basic use ([`SocketUse::BASIC`]) of every port in `net`.
     pub fn network(net: IpNet) -> Self {
-        Self::new(SocketUse::ALL, net, 0..=u16::MAX)
+        Self::new(SocketUse::BASIC, net, 0..=u16::MAX)
     }
 
     /// The narrowest rule that covers `socket_use` of `addr`: that host and
-    /// port, or for `receive` that host on any port (sources send from
-    /// ports they choose).
+    /// port, or that host on any port for `receive` (sources send from ports
+    /// they choose) and `join` (a group membership has no port).
     pub fn exactly(socket_use: SocketUse, addr: SocketAddr) -> Self {
         let ports = match socket_use {
-            SocketUse::Receive => 0..=u16::MAX,
+            SocketUse::Receive | SocketUse::Join => 0..=u16::MAX,
             _ => addr.port()..=addr.port(),
         };
         Self::new([socket_use], IpNet::host(addr.ip()), ports)
@@ -216,7 +218,7 @@ impl Rule {
     /// `receive:[fd00::/8]`.
     pub fn spec(&self) -> String {
         let mut text = String::new();
-        if self.uses.len() != SocketUse::ALL.len() {
+        if self.uses != SocketUse::BASIC {
             let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
             text.push_str(&uses.join(","));
             text.push(':');
@@ -245,7 +247,7 @@ impl Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.uses.len() == SocketUse::ALL.len() {
+        if self.uses == SocketUse::BASIC {
             f.write_str("all")?;
         } else {
             let uses: Vec<&str> = self.uses.iter().map(|u| u.name()).collect();
@@ -260,7 +262,7 @@ impl fmt::Display for Rule {
     }
 }
 
-const VALID_USES: &str = "bind, connect, send, receive, all";
+const VALID_USES: &str = "bind, connect, send, receive, all, join, broadcast, share";
 
 /// `bind,send` → the uses. `Ok(None)` when `s` is not meant as uses (a word
 /// that is part of an IPv6 address); an error names a misspelled use.
@@ -272,7 +274,7 @@ fn parse_uses(head: &str, whole: &str) -> Result<Option<Vec<SocketUse>>, ParseRu
         for name in names {
             match SocketUse::from_name(name) {
                 Some(socket_use) => uses.push(socket_use),
-                None => uses.extend(SocketUse::ALL),
+                None => uses.extend(SocketUse::BASIC),
             }
         }
         uses.sort_by_key(|u| u.index());
@@ -303,9 +305,9 @@ impl FromStr for Rule {
         let (uses, address) = match s.split_once(':') {
             Some((head, rest)) if !s.starts_with('[') => match parse_uses(head, s)? {
                 Some(uses) => (uses, rest),
-                None => (SocketUse::ALL.to_vec(), s),
+                None => (SocketUse::BASIC.to_vec(), s),
             },
-            _ => (SocketUse::ALL.to_vec(), s),
+            _ => (SocketUse::BASIC.to_vec(), s),
         };
         if uses.is_empty() {
             return Err(ParseRuleError::new(format!("`{s}`: no uses")));
@@ -516,7 +518,7 @@ mod tests {
         let rule: Rule = "bind:::".parse().expect("rule");
         assert!(rule.matches(SocketUse::Bind, addr("[::]:0")));
         let rule: Rule = "all:127.0.0.1".parse().expect("rule");
-        assert_eq!(rule.uses, SocketUse::ALL);
+        assert_eq!(rule.uses, SocketUse::BASIC);
         // Hex that is not a use name is an IPv6 address, not uses.
         let rule: Rule = "bad::1".parse().expect("rule");
         assert!(rule.matches(SocketUse::Send, addr("[bad::1]:1")));

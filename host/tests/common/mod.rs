@@ -33,11 +33,19 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     engine
 });
 
+/// Every interface, the extensions included: guests that do not import
+/// them run exactly as without.
 static LINKER: LazyLock<Linker<WasiUdpState>> = LazyLock::new(|| {
     let mut linker = Linker::new(&ENGINE);
     wasi_udp_host::add_command_to_linker_async(&mut linker).expect("link");
+    wasi_udp_host::add_extensions_to_linker(&mut linker).expect("link the extensions");
     linker
 });
+
+/// The engine the tests run guests on.
+pub fn engine() -> &'static Engine {
+    &ENGINE
+}
 
 /// An engine without epoch interruption, as a plain embedding (and the CLI)
 /// has: a guest that never waits never gives the runtime a turn.
@@ -61,7 +69,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "exit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.exit, self.stdout, self.stderr
@@ -141,7 +149,27 @@ async fn run_on(
     udp: UdpCtx,
     args: &[&str],
 ) -> Outcome {
-    let path = guest_path(name);
+    run_component(engine, linker, guest_path(name), name, udp, args).await
+}
+
+/// Runs the component at `path` (e.g. an example's) with `udp` and `args`,
+/// inside whatever runtime the caller has.
+pub async fn run_path_async(path: &str, udp: UdpCtx, args: &[&str]) -> Outcome {
+    let name = std::path::Path::new(path)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    run_component(&ENGINE, &LINKER, path, &name, udp, args).await
+}
+
+async fn run_component(
+    engine: &Engine,
+    linker: &Linker<WasiUdpState>,
+    path: &str,
+    name: &str,
+    udp: UdpCtx,
+    args: &[&str],
+) -> Outcome {
     let component = Component::from_file(engine, path).expect("load guest component");
     let stdout = MemoryOutputPipe::new(1 << 20);
     let stderr = MemoryOutputPipe::new(1 << 20);

@@ -32,7 +32,9 @@ use tokio::time::Instant;
 
 use self::faults::Rng;
 pub use self::faults::{Faults, Partition};
-use super::{DatagramSocket, Family, Network, ReceiveSlots, Received, SendOutcome, Transmit};
+use super::{
+    DatagramSocket, Family, Membership, Network, ReceiveSlots, Received, SendOutcome, Transmit,
+};
 
 /// What a queued datagram costs a simulated buffer beyond its payload, as
 /// a kernel's bookkeeping would.
@@ -43,6 +45,9 @@ const DEFAULT_BUFFER: usize = 212_992;
 const MINIMUM_BUFFER: usize = 2048;
 /// The first port handed out for a bind to port 0.
 const FIRST_EPHEMERAL_PORT: u16 = 49_152;
+/// Most groups one socket may be in, as Linux's default
+/// `igmp_max_memberships`.
+const MAX_MEMBERSHIPS: usize = 20;
 
 /// A simulated network, shared by every node (store) on it. Cloning gives
 /// another handle to the same network.
@@ -120,6 +125,20 @@ struct Packet {
     source: SocketAddr,
     destination: SocketAddr,
     payload: Vec<u8>,
+    /// For a datagram to a group or a broadcast address: which members it
+    /// may reach.
+    scope: Option<GroupScope>,
+}
+
+/// Which members of a group (or listeners of a broadcast) a datagram
+/// reaches.
+#[derive(Clone, Copy, Debug)]
+struct GroupScope {
+    /// Members on the sender's own node too (multicast loopback; always
+    /// for broadcast).
+    loop_back: bool,
+    /// Members on the sender's own node only (a multicast hop limit of 0).
+    local_only: bool,
 }
 
 struct SockState {
@@ -138,6 +157,16 @@ struct SockState {
     /// counts them.
     drops: u32,
     notify: Arc<Notify>,
+    /// Whether the socket shares its port with others that do.
+    shared_port: bool,
+    /// The groups the socket is in.
+    memberships: Vec<Membership>,
+    /// The hop limit of datagrams to groups.
+    multicast_hops: u8,
+    /// Whether datagrams to groups reach members on the sender's node.
+    multicast_loop: bool,
+    /// Whether the socket may send to broadcast addresses.
+    broadcast: bool,
 }
 
 impl SimNetwork {
@@ -280,6 +309,11 @@ impl Network for SimNode {
                 error: None,
                 drops: 0,
                 notify: Arc::new(Notify::new()),
+                shared_port: false,
+                memberships: Vec::new(),
+                multicast_hops: 1,
+                multicast_loop: true,
+                broadcast: false,
             },
         );
         Ok(Box::new(SimSocket {
@@ -361,17 +395,22 @@ impl State {
             .position(|addresses| addresses.contains(&ip))
     }
 
-    fn port_taken(&self, node: usize, ip: IpAddr, port: u16) -> bool {
+    /// Whether binding `ip:port` on `node` conflicts with a bound socket:
+    /// one on the same or a wildcard address of the family, unless both
+    /// share the port.
+    fn port_taken(&self, node: usize, ip: IpAddr, port: u16, shared: bool) -> bool {
         self.bindings.get(&(node, port)).is_some_and(|bound| {
-            bound.iter().any(|(other, _)| {
+            bound.iter().any(|(other, id)| {
                 other.is_ipv4() == ip.is_ipv4()
                     && (*other == ip || other.is_unspecified() || ip.is_unspecified())
+                    && !(shared && self.sockets.get(id).is_some_and(|s| s.shared_port))
             })
         })
     }
 
     fn bind(&mut self, id: u64, addr: SocketAddr) -> io::Result<()> {
         let node = self.socket(id)?.node;
+        let shared = self.socket(id)?.shared_port;
         if let SocketAddr::V6(v6) = addr
             && v6.ip().is_unicast_link_local()
             && v6.scope_id() == 0
@@ -387,7 +426,7 @@ impl State {
             let count = u16::MAX - FIRST_EPHEMERAL_PORT + 1;
             let port = (0..count)
                 .map(|i| FIRST_EPHEMERAL_PORT + (start - FIRST_EPHEMERAL_PORT + i) % count)
-                .find(|port| !self.port_taken(node, addr.ip(), *port))
+                .find(|port| !self.port_taken(node, addr.ip(), *port, false))
                 .ok_or_else(|| errno(rustix::io::Errno::ADDRINUSE))?;
             self.next_port[node] = if port == u16::MAX {
                 FIRST_EPHEMERAL_PORT
@@ -395,7 +434,7 @@ impl State {
                 port + 1
             };
             port
-        } else if self.port_taken(node, addr.ip(), addr.port()) {
+        } else if self.port_taken(node, addr.ip(), addr.port(), shared) {
             return Err(errno(rustix::io::Errno::ADDRINUSE));
         } else {
             addr.port()
@@ -461,11 +500,23 @@ impl State {
             .from_socket
             .and_then(|id| self.sockets.get(&id))
             .map(|socket| socket.node);
+        if let Some(scope) = packet.scope {
+            self.arrive_at_group(from_node, scope, &packet);
+            return;
+        }
         if let Some(handler) = self.endpoints.get_mut(&packet.destination) {
             self.stats.delivered += 1;
             let replies = handler(&packet.payload, packet.source);
             for reply in replies {
-                self.transmit(now, None, packet.destination, packet.source, reply, 64);
+                self.transmit(
+                    now,
+                    None,
+                    packet.destination,
+                    packet.source,
+                    reply,
+                    64,
+                    None,
+                );
             }
             return;
         }
@@ -487,24 +538,69 @@ impl State {
             }
             return;
         };
+        self.deliver(id, packet.payload, packet.source);
+    }
+
+    /// `packet`, sent to a group or a broadcast address, reaches every
+    /// socket bound to its port (on the group's or a wildcard address)
+    /// that is in the group (for multicast, admitting the source) or of
+    /// IPv4 (for broadcast), on the nodes `scope` allows, in the order the
+    /// sockets were made.
+    fn arrive_at_group(&mut self, from_node: Option<usize>, scope: GroupScope, packet: &Packet) {
+        let destination = packet.destination;
+        let multicast = destination.ip().is_multicast();
+        let mut members: Vec<u64> = self
+            .sockets
+            .iter()
+            .filter(|(_, socket)| {
+                let Some(local) = socket.local else {
+                    return false;
+                };
+                let same_node = from_node == Some(socket.node);
+                let node_allowed = if same_node {
+                    scope.loop_back
+                } else {
+                    !scope.local_only
+                };
+                let address_matches = local.port() == destination.port()
+                    && local.is_ipv4() == destination.is_ipv4()
+                    && (local.ip() == destination.ip() || local.ip().is_unspecified());
+                let member = !multicast
+                    || socket.memberships.iter().any(|m| {
+                        m.group == destination.ip()
+                            && m.source.is_none_or(|source| source == packet.source.ip())
+                    });
+                node_allowed && address_matches && member
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        members.sort_unstable();
+        for id in members {
+            self.deliver(id, packet.payload.clone(), packet.source);
+        }
+    }
+
+    /// Queues `payload` from `source` on socket `id`, unless it is
+    /// connected to someone else or its queue is full.
+    fn deliver(&mut self, id: u64, payload: Vec<u8>, source: SocketAddr) {
         let Some(socket) = self.sockets.get_mut(&id) else {
             return;
         };
         // A connected socket hears only its peer.
         if socket
             .peer
-            .is_some_and(|peer| !crate::peers::same_peer(peer, packet.source))
+            .is_some_and(|peer| !crate::peers::same_peer(peer, source))
         {
             return;
         }
-        let charge = packet.payload.len() + DATAGRAM_OVERHEAD;
+        let charge = payload.len() + DATAGRAM_OVERHEAD;
         if socket.queued > socket.receive_buffer {
             self.stats.queue_full += 1;
             socket.drops = socket.drops.wrapping_add(1);
             return;
         }
         socket.queued += charge;
-        socket.queue.push_back((packet.payload, packet.source));
+        socket.queue.push_back((payload, source));
         socket.notify.notify_one();
         self.stats.delivered += 1;
     }
@@ -520,6 +616,7 @@ impl State {
         destination: SocketAddr,
         payload: Vec<u8>,
         hop_limit: u8,
+        scope: Option<GroupScope>,
     ) {
         let faults = self
             .link_faults
@@ -552,7 +649,9 @@ impl State {
             self.stats.too_large_for_mtu += 1;
             return;
         }
-        if hop_limit < faults.hops {
+        // A datagram that stays on its node crosses no hop.
+        let local_only = scope.is_some_and(|scope| scope.local_only);
+        if hop_limit < faults.hops && !local_only {
             self.stats.hop_limit_exceeded += 1;
             return;
         }
@@ -577,6 +676,7 @@ impl State {
                 source,
                 destination,
                 payload: payload.clone(),
+                scope,
             };
             self.schedule(depart + delay, Event::Arrive(packet));
         }
@@ -710,6 +810,14 @@ impl DatagramSocket for SimSocket {
             if transmit.payload.len() > largest {
                 return outcome(errno(rustix::io::Errno::MSGSIZE));
             }
+            let broadcast = match destination.ip() {
+                IpAddr::V4(v4) => v4.is_broadcast(),
+                IpAddr::V6(_) => false,
+            };
+            if broadcast && !socket.broadcast {
+                // As Linux: a broadcast needs SO_BROADCAST.
+                return outcome(errno(rustix::io::Errno::ACCESS));
+            }
             if socket.send_queued >= socket.send_buffer {
                 return SendOutcome {
                     sent,
@@ -718,7 +826,21 @@ impl DatagramSocket for SimSocket {
                 };
             }
             socket.send_queued += transmit.payload.len() + DATAGRAM_OVERHEAD;
-            let hop_limit = socket.hop_limit;
+            let (hop_limit, scope) = if destination.ip().is_multicast() {
+                let scope = GroupScope {
+                    loop_back: socket.multicast_loop,
+                    local_only: socket.multicast_hops == 0,
+                };
+                (socket.multicast_hops, Some(scope))
+            } else if broadcast {
+                let scope = GroupScope {
+                    loop_back: true,
+                    local_only: false,
+                };
+                (socket.hop_limit, Some(scope))
+            } else {
+                (socket.hop_limit, None)
+            };
             let source = match state.source_for(self.id, destination) {
                 Ok(source) => source,
                 Err(error) => return outcome(error),
@@ -730,6 +852,7 @@ impl DatagramSocket for SimSocket {
                 destination,
                 transmit.payload.to_vec(),
                 hop_limit,
+                scope,
             );
             // What is due now (no delay, a free link) happens now.
             state.advance(now);
@@ -845,6 +968,79 @@ impl DatagramSocket for SimSocket {
         let mut state = self.lock();
         let socket = state.socket(self.id)?;
         Ok((socket.receive_buffer, socket.send_buffer))
+    }
+
+    fn shared_port(&self) -> io::Result<bool> {
+        Ok(self.lock().socket(self.id)?.shared_port)
+    }
+
+    fn set_shared_port(&self, shared: bool) -> io::Result<()> {
+        self.lock().socket(self.id)?.shared_port = shared;
+        Ok(())
+    }
+
+    /// The simulated network has no interfaces to choose from: index 0 is
+    /// the only one.
+    fn join_group(&self, membership: &Membership) -> io::Result<()> {
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        if membership.interface != 0 {
+            return Err(errno(rustix::io::Errno::NODEV));
+        }
+        if socket.memberships.contains(membership) {
+            return Err(errno(rustix::io::Errno::ADDRINUSE));
+        }
+        if socket.memberships.len() >= MAX_MEMBERSHIPS {
+            return Err(errno(rustix::io::Errno::NOBUFS));
+        }
+        socket.memberships.push(*membership);
+        Ok(())
+    }
+
+    fn leave_group(&self, membership: &Membership) -> io::Result<()> {
+        let mut state = self.lock();
+        let socket = state.socket(self.id)?;
+        let before = socket.memberships.len();
+        socket.memberships.retain(|m| m != membership);
+        if socket.memberships.len() == before {
+            return Err(errno(rustix::io::Errno::ADDRNOTAVAIL));
+        }
+        Ok(())
+    }
+
+    fn multicast_hop_limit(&self) -> io::Result<u8> {
+        Ok(self.lock().socket(self.id)?.multicast_hops)
+    }
+
+    fn set_multicast_hop_limit(&self, value: u8) -> io::Result<()> {
+        self.lock().socket(self.id)?.multicast_hops = value;
+        Ok(())
+    }
+
+    fn multicast_loopback(&self) -> io::Result<bool> {
+        Ok(self.lock().socket(self.id)?.multicast_loop)
+    }
+
+    fn set_multicast_loopback(&self, enabled: bool) -> io::Result<()> {
+        self.lock().socket(self.id)?.multicast_loop = enabled;
+        Ok(())
+    }
+
+    fn set_multicast_interface(&self, index: u32) -> io::Result<()> {
+        self.lock().socket(self.id)?;
+        if index != 0 {
+            return Err(errno(rustix::io::Errno::NODEV));
+        }
+        Ok(())
+    }
+
+    fn broadcast(&self) -> io::Result<bool> {
+        Ok(self.lock().socket(self.id)?.broadcast)
+    }
+
+    fn set_broadcast(&self, enabled: bool) -> io::Result<()> {
+        self.lock().socket(self.id)?.broadcast = enabled;
+        Ok(())
     }
 }
 
