@@ -29,8 +29,10 @@ pub struct Args {
         value_parser = parse_rule,
         help_heading = "UDP policy",
         help = "Grant what RULE covers: [USES:]NET[:PORT[-PORT]], USES a comma list of bind, \
-                connect, send, receive (default: all), e.g. send,connect:10.0.0.0/8:53, \
-                bind:0.0.0.0:5353, 'receive:[fd00::/8]:5000-5100' (repeatable)"
+                connect, send, receive (default: all four), and of join (multicast groups), \
+                broadcast and share (shared ports), which only rules that name them grant; \
+                e.g. send,connect:10.0.0.0/8:53, bind:0.0.0.0:5353, \
+                'receive:[fd00::/8]:5000-5100', join:224.0.0.251 (repeatable)"
     )]
     pub allow: Vec<Rule>,
 

@@ -297,14 +297,54 @@ impl Settings {
         };
         format!(
             "UDP policy (base: {}). A matching deny rule refuses; otherwise a matching allow \
-             rule grants; otherwise refused.\n{}\n\nLimits per run:\n{}\n\nDescriptors: at most \
+             rule grants; otherwise refused.\n{}\n{}\n\nLimits per run:\n{}\n\nDescriptors: at most \
              {} sockets ({})\nNames: IP addresses, localhost{hosts}{system}",
             self.base.name(),
             indent(&self.rules.explain()),
+            self.explain_extensions(),
             indent(&self.limits.explain()),
             budget.capacity(),
             budget.origin(),
         )
+    }
+
+    /// Which of the extension uses (multicast groups, broadcast, shared
+    /// ports) the rules grant anywhere: no base grants them, so only rules
+    /// that name them do.
+    fn explain_extensions(&self) -> String {
+        use wasi_udp_host::SocketUse;
+        let uses = [
+            (
+                SocketUse::Join,
+                "join a multicast group or send to one (with send)",
+            ),
+            (
+                SocketUse::Broadcast,
+                "send to a broadcast address (with send)",
+            ),
+            (SocketUse::Share, "bind a shared port (with bind)"),
+        ];
+        let mut lines = vec![
+            "Multicast, broadcast and shared ports (wasi-udp:extensions), granted only by \
+             rules that name them:"
+                .to_owned(),
+        ];
+        for (socket_use, what) in uses {
+            let granted: Vec<String> = self
+                .rules
+                .allow_rules()
+                .iter()
+                .filter(|rule| rule.uses.contains(&socket_use))
+                .map(|rule| rule.spec())
+                .collect();
+            let granted = if granted.is_empty() {
+                format!("none (e.g. --allow {socket_use}:ADDRESS)")
+            } else {
+                granted.join(", ")
+            };
+            lines.push(format!("  {:<9} {what}: {granted}", socket_use.name()));
+        }
+        lines.join("\n")
     }
 
     /// The UDP context for the guest: the rules, with warnings that name
