@@ -505,6 +505,40 @@ mod tests {
     }
 
     #[test]
+    fn extension_uses_are_granted_only_by_name() {
+        let rule: Rule = "join:224.0.0.251".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Join, addr("224.0.0.251:0")));
+        assert!(rule.matches(SocketUse::Join, addr("224.0.0.251:5353")));
+        assert!(!rule.matches(SocketUse::Send, addr("224.0.0.251:5353")));
+        assert_eq!(rule.spec(), "join:224.0.0.251");
+        assert_eq!(rule.to_string(), "join 224.0.0.251/32");
+        let rule: Rule = "share,bind:0.0.0.0:5353".parse().expect("rule");
+        assert_eq!(rule.uses, [SocketUse::Bind, SocketUse::Share]);
+        assert_eq!(rule.spec(), "bind,share:0.0.0.0:5353");
+        let rule: Rule = "broadcast,send:10.0.0.255".parse().expect("rule");
+        assert!(rule.matches(SocketUse::Broadcast, addr("10.0.0.255:9")));
+        // `all`, or no uses, is the four of wasi:sockets/udp, never the
+        // extensions.
+        for text in ["all:0.0.0.0/0", "0.0.0.0/0"] {
+            let rule: Rule = text.parse().expect("rule");
+            assert_eq!(rule.uses, SocketUse::BASIC, "{text}");
+            for extension in [SocketUse::Join, SocketUse::Broadcast, SocketUse::Share] {
+                assert!(!rule.matches(extension, addr("224.0.0.251:5353")), "{text}");
+            }
+        }
+        let mut every: Rule = "all,join,broadcast,share:10.0.0.0/8".parse().expect("rule");
+        assert_eq!(every.uses, SocketUse::ALL);
+        assert_eq!(every.spec().parse::<Rule>().expect("round trip"), every);
+        every = Rule::exactly(SocketUse::Join, addr("239.1.2.3:5000"));
+        assert_eq!(every.spec(), "join:239.1.2.3");
+        let error = "jion:224.0.0.251".parse::<Rule>().expect_err("misspelled");
+        assert!(
+            error.message().contains("join, broadcast, share"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn rules_parse_uses_before_the_address() {
         let rule: Rule = "send,connect:10.0.0.0/8:53".parse().expect("rule");
         assert!(rule.matches(SocketUse::Send, addr("10.1.1.1:53")));

@@ -1248,6 +1248,121 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn groups_reach_their_members_as_their_options_say() {
+        let network = SimNetwork::new(1);
+        let here = network.node(["10.0.0.1".parse().expect("ip")]);
+        let there = network.node(["10.0.0.2".parse().expect("ip")]);
+        let group: IpAddr = "239.1.1.1".parse().expect("group");
+        let member = |node: &SimNode, source: Option<&str>| {
+            let socket = node.socket(Family::Ipv4).expect("socket");
+            socket.set_shared_port(true).expect("share");
+            socket.bind(addr("0.0.0.0:7000")).expect("bind");
+            let membership = Membership {
+                group,
+                source: source.map(|s| s.parse().expect("source")),
+                interface: 0,
+            };
+            socket.join_group(&membership).expect("join");
+            assert_eq!(
+                socket.join_group(&membership).map_err(|e| e.raw_os_error()),
+                Err(Some(rustix::io::Errno::ADDRINUSE.raw_os_error()))
+            );
+            socket
+        };
+        let local = member(&here, None);
+        let remote = member(&there, None);
+        let remote_from_elsewhere = member(&there, Some("10.0.0.9"));
+        let not_member = there.socket(Family::Ipv4).expect("socket");
+        not_member.set_shared_port(true).expect("share");
+        not_member.bind(addr("0.0.0.0:7000")).expect("bind");
+
+        let sender = here.socket(Family::Ipv4).expect("socket");
+        sender.bind(addr("0.0.0.0:0")).expect("bind");
+        send(sender.as_ref(), "239.1.1.1:7000", b"all");
+        assert_eq!(receive_all(local.as_ref()).len(), 1);
+        let heard = receive_all(remote.as_ref());
+        assert_eq!(heard.len(), 1);
+        assert_eq!(heard[0].1.ip(), "10.0.0.1".parse::<IpAddr>().expect("ip"));
+        assert!(receive_all(remote_from_elsewhere.as_ref()).is_empty());
+        assert!(receive_all(not_member.as_ref()).is_empty());
+
+        // Loopback off: the sender's own node hears nothing.
+        sender.set_multicast_loopback(false).expect("loopback");
+        send(sender.as_ref(), "239.1.1.1:7000", b"away");
+        assert!(receive_all(local.as_ref()).is_empty());
+        assert_eq!(receive_all(remote.as_ref()).len(), 1);
+        // Hop limit 0: only the sender's own node.
+        sender.set_multicast_loopback(true).expect("loopback");
+        sender.set_multicast_hop_limit(0).expect("hops");
+        send(sender.as_ref(), "239.1.1.1:7000", b"home");
+        assert_eq!(receive_all(local.as_ref()).len(), 1);
+        assert!(receive_all(remote.as_ref()).is_empty());
+
+        // Leaving stops delivery; leaving twice is an error.
+        let membership = Membership {
+            group,
+            source: None,
+            interface: 0,
+        };
+        remote.leave_group(&membership).expect("leave");
+        assert!(remote.leave_group(&membership).is_err());
+        sender.set_multicast_hop_limit(1).expect("hops");
+        send(sender.as_ref(), "239.1.1.1:7000", b"again");
+        assert!(receive_all(remote.as_ref()).is_empty());
+
+        // The group limit, as Linux's default.
+        let busy = here.socket(Family::Ipv4).expect("socket");
+        for i in 0..MAX_MEMBERSHIPS {
+            let membership = Membership {
+                group: IpAddr::V4(Ipv4Addr::new(239, 2, 0, i as u8)),
+                source: None,
+                interface: 0,
+            };
+            busy.join_group(&membership).expect("join");
+        }
+        let one_more = Membership {
+            group: IpAddr::V4(Ipv4Addr::new(239, 3, 0, 0)),
+            source: None,
+            interface: 0,
+        };
+        assert_eq!(
+            busy.join_group(&one_more).map_err(|e| e.raw_os_error()),
+            Err(Some(rustix::io::Errno::NOBUFS.raw_os_error()))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_needs_the_option_and_reaches_every_node() {
+        let network = SimNetwork::new(1);
+        let here = network.node(["10.0.0.1".parse().expect("ip")]);
+        let there = network.node(["10.0.0.2".parse().expect("ip")]);
+        let listeners: Vec<_> = [&here, &there]
+            .into_iter()
+            .map(|node| {
+                let socket = node.socket(Family::Ipv4).expect("socket");
+                socket.bind(addr("0.0.0.0:6000")).expect("bind");
+                socket
+            })
+            .collect();
+        let sender = here.socket(Family::Ipv4).expect("socket");
+        sender.bind(addr("0.0.0.0:0")).expect("bind");
+        let refused = send(sender.as_ref(), "255.255.255.255:6000", b"x");
+        assert_eq!(
+            refused.error.and_then(|e| e.raw_os_error()),
+            Some(rustix::io::Errno::ACCESS.raw_os_error())
+        );
+        sender.set_broadcast(true).expect("broadcast");
+        assert_eq!(send(sender.as_ref(), "255.255.255.255:6000", b"x").sent, 1);
+        for listener in &listeners {
+            assert_eq!(receive_all(listener.as_ref()).len(), 1);
+        }
+        // A port is shared only when every socket on it shares it.
+        let unshared = here.socket(Family::Ipv4).expect("socket");
+        unshared.set_shared_port(true).expect("share");
+        assert!(unshared.bind(addr("0.0.0.0:6000")).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_mtu_and_the_hop_limit_drop_what_does_not_fit() {
         let network = SimNetwork::new(1);
         network.set_faults(Faults::none().mtu(100).hops(3));
