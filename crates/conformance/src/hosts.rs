@@ -187,7 +187,10 @@ impl InProcess {
         let linked = if wasmtime_udp {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         } else {
+            // With the extensions: a guest that does not import them must
+            // behave exactly as without.
             wasi_udp_host::add_command_to_linker_async(&mut linker)
+                .and_then(|()| wasi_udp_host::add_extensions_to_linker(&mut linker))
         };
         linked.map_err(|e| format!("linker: {e}"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -130,6 +130,15 @@ struct Packet {
     scope: Option<GroupScope>,
 }
 
+/// How a datagram leaves its sender.
+#[derive(Clone, Copy, Debug)]
+struct Sending {
+    /// Hops it may cross.
+    hop_limit: u8,
+    /// For a group or a broadcast address: which members it reaches.
+    scope: Option<GroupScope>,
+}
+
 /// Which members of a group (or listeners of a broadcast) a datagram
 /// reaches.
 #[derive(Clone, Copy, Debug)]
@@ -514,8 +523,10 @@ impl State {
                     packet.destination,
                     packet.source,
                     reply,
-                    64,
-                    None,
+                    Sending {
+                        hop_limit: 64,
+                        scope: None,
+                    },
                 );
             }
             return;
@@ -615,9 +626,9 @@ impl State {
         source: SocketAddr,
         destination: SocketAddr,
         payload: Vec<u8>,
-        hop_limit: u8,
-        scope: Option<GroupScope>,
+        how: Sending,
     ) {
+        let Sending { hop_limit, scope } = how;
         let faults = self
             .link_faults
             .iter()
@@ -851,8 +862,7 @@ impl DatagramSocket for SimSocket {
                 source,
                 destination,
                 transmit.payload.to_vec(),
-                hop_limit,
-                scope,
+                Sending { hop_limit, scope },
             );
             // What is due now (no delay, a free link) happens now.
             state.advance(now);
