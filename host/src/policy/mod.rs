@@ -32,8 +32,9 @@ pub use self::rules::{IpNet, ParseRuleError, Rule};
 /// The first four are what `wasi:sockets/udp@0.2.1` does; the last three
 /// are what the `wasi-udp:extensions` interface adds, and a rule grants
 /// them only by name (a rule without uses, or `all`, means the first
-/// four).
+/// four). More uses may come with more extensions: match with a wildcard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SocketUse {
     /// `start-bind` to this local address.
     Bind,
