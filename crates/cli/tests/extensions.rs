@@ -270,3 +270,36 @@ fn each_refusal_is_access_denied_with_the_granting_flag() {
         }
     });
 }
+
+#[test]
+fn explain_policy_says_what_the_rules_grant_of_the_extensions() {
+    let output = wasi_udp(&["--explain-policy"], Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let stdout = text(&output.stdout);
+    for line in [
+        "  join      join a multicast group or send to one (with send): none (e.g. --allow join:ADDRESS)",
+        "  broadcast send to a broadcast address (with send): none (e.g. --allow broadcast:ADDRESS)",
+        "  share     bind a shared port (with bind): none (e.g. --allow share:ADDRESS)",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in\n{stdout}");
+    }
+    let output = wasi_udp(
+        &[
+            "--explain-policy",
+            "--allow",
+            "join:224.0.0.251",
+            "--allow",
+            "share,bind:0.0.0.0:5353",
+        ],
+        Duration::from_secs(30),
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("(with send): join:224.0.0.251\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(with bind): bind,share:0.0.0.0:5353\n"),
+        "{stdout}"
+    );
+}
