@@ -564,7 +564,11 @@ fn sim_ctx(
     address: &str,
     rules: &[&str],
 ) -> wasi_udp_host::UdpCtx {
-    let node = network.node([address.parse().expect("address")]);
+    let v6 = address.replace("10.0.0.", "fd00::");
+    let node = network.node([
+        address.parse().expect("address"),
+        v6.parse().expect("IPv6 address"),
+    ]);
     let mut builder = wasi_udp_host::UdpCtx::builder();
     builder.network(std::sync::Arc::new(node));
     for rule in rules {
@@ -614,6 +618,10 @@ fn ext_options_and_refusals() {
             "send:255.255.255.255:9",
             "bind:0.0.0.0:0",
             "bind:127.0.0.1",
+            "join:[ff12::/16]",
+            "send:[ff12::1:3]:47002",
+            "bind:[::]",
+            "receive:[fd00::2]",
         ],
     );
     let outcome = run("ext_options_and_refusals", udp);

@@ -20,6 +20,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// The veth pair and its routes, in the calling thread's namespace.
 fn multicast_link() -> Result<(), String> {
+    // Link-local addresses usable at once, without duplicate detection.
+    std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0")
+        .map_err(|e| format!("cannot turn off IPv6 duplicate address detection: {e}"))?;
     ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
     ip(&[
         "addr",
@@ -220,6 +223,16 @@ fn a_broadcast_reaches_three_listeners_sharing_a_port() {
 #[test]
 fn each_refusal_is_access_denied_with_the_granting_flag() {
     on_multicast_link(|| {
+        // `N: v0@v1: <...>`: the namespace's own view of its links.
+        let link = Command::new("ip")
+            .args(["-o", "link", "show", "v0"])
+            .output()
+            .expect("ip link show v0");
+        let v0 = text(&link.stdout)
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let output = wasi_udp(
             &[
                 "--allow",
@@ -228,7 +241,16 @@ fn each_refusal_is_access_denied_with_the_granting_flag() {
                 "send:224.0.0.251:5353",
                 "--allow",
                 "send:255.255.255.255:9",
+                "--allow",
+                "join:[ff12::/16]",
+                "--allow",
+                "send:[ff12::1:3]:47002",
+                "--allow",
+                "bind:[::]:47002",
+                "--allow",
+                "receive:[fe80::/10]",
                 guest_artifacts::EXT_OPTIONS_AND_REFUSALS,
+                v0.trim(),
             ],
             Duration::from_secs(30),
         );

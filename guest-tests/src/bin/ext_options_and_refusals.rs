@@ -1,9 +1,13 @@
 //! `wasi-udp:extensions`: the multicast options read back as set, each
 //! documented error code, and each refusal by the host's policy.
 //!
-//! The host must grant `join` on `239.255.0.0/16` only, `send` to
-//! `224.0.0.251:5353` and to `255.255.255.255:9` (but not `join` or
-//! `broadcast` for them), and no `share`.
+//! Then an IPv6 group, joined on the interface given as the first argument
+//! (default 0), hears a datagram sent to it.
+//!
+//! The host must grant `join` on `239.255.0.0/16` and `ff12::/16` only,
+//! `send` to `224.0.0.251:5353`, to `255.255.255.255:9` (but not `join` or
+//! `broadcast` for them) and to `[ff12::1:3]:47002`, `receive` from the
+//! IPv6 sender, and no `share`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -108,5 +112,33 @@ fn main() {
         Err(ErrorCode::AccessDenied),
         "a shared bind needs share as well as bind"
     );
+
+    // IPv6: join a group on the interface, send to it, hear it.
+    let interface: u32 = std::env::args()
+        .nth(1)
+        .map_or(0, |i| i.parse().expect("an interface index"));
+    let group = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 1, 3);
+    let member = create_udp_socket(IpAddressFamily::Ipv6).expect("socket");
+    assert_eq!(raw::multicast_hop_limit(&member), Ok(1));
+    assert_eq!(
+        wasi_udp_ext::join_multicast_v4(&member, GROUP, 0),
+        Err(ErrorCode::InvalidArgument),
+        "an IPv4 group on an IPv6 socket"
+    );
+    let member =
+        Datagrams::bind(member, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 47_002))).expect("bind");
+    wasi_udp_ext::join_multicast_v6(&member.socket, group, interface).expect("join an IPv6 group");
+    let sender = create_udp_socket(IpAddressFamily::Ipv6).expect("socket");
+    wasi_udp_ext::set_multicast_interface(&sender, interface).expect("send out of the interface");
+    let sender =
+        Datagrams::bind(sender, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))).expect("bind");
+    let to = SocketAddr::V6(std::net::SocketAddrV6::new(group, 47_002, 0, interface));
+    sender.send_to(b"six", to).expect("send to the IPv6 group");
+    let (payload, _) = member
+        .receive(std::time::Duration::from_secs(5))
+        .expect("receive")
+        .expect("the IPv6 group's datagram within 5 s");
+    assert_eq!(payload, b"six");
+    wasi_udp_ext::leave_multicast(&member.socket, group.into(), interface).expect("leave");
     println!("options, errors and refusals as documented");
 }
