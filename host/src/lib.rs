@@ -253,9 +253,9 @@ pub fn explain_missing_extensions(error: &wasmtime::Error) -> Option<String> {
     text.contains("wasi-udp:extensions/").then(|| {
         format!(
             "the component imports {EXTENSIONS_INTERFACE} (multicast groups, broadcast and \
-             shared ports), which this host does not provide. Only wasi-udp-host has it: an \
-             embedder adds it with `wasi_udp_host::add_extensions_to_linker`, and the wasi-udp \
-             CLI always does; wasmtime-wasi's own UDP and other WASI hosts do not."
+             shared ports), which this host does not provide. Only wasi-udp-host has it (an \
+             embedder adds it with `wasi_udp_host::add_extensions_to_linker`); wasmtime-wasi's \
+             own UDP and other WASI hosts do not."
         )
     })
 }

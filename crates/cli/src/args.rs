@@ -110,6 +110,20 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Names")]
     pub hosts_file: Option<PathBuf>,
 
+    /// Whose UDP the guest gets.
+    #[arg(
+        long,
+        value_name = "PROVIDER",
+        default_value = "wasi-udp",
+        value_parser = ["wasi-udp", "wasmtime-wasi"],
+        help_heading = "Network",
+        help = "Whose UDP the guest gets: wasi-udp (this provider, the default) or wasmtime-wasi \
+                (its builtin UDP, to compare a program on both; the rules apply through its \
+                address check, but not the limits, warnings, extensions, --network sim, --pcap \
+                or --stats)"
+    )]
+    pub udp: String,
+
     /// Run on the operating system's network (kernel, the default) or on a
     /// simulated one in memory (sim), with virtual time
     #[arg(long, value_name = "NETWORK", default_value = "kernel", value_parser = ["kernel", "sim"], help_heading = "Network")]

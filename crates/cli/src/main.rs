@@ -173,9 +173,38 @@ fn engine(args: &Args) -> Result<Engine, Failure> {
     Engine::new(&config).map_err(|e| Failure::Input(format!("cannot set up wasmtime: {e:#}")))
 }
 
-fn wasi_ctx(args: &Args, program: &str) -> Result<WasiCtx, Failure> {
+/// Whether the guest gets wasmtime-wasi's builtin UDP (`--udp
+/// wasmtime-wasi`) instead of this provider's.
+fn wasmtime_udp(args: &Args) -> bool {
+    args.udp == "wasmtime-wasi"
+}
+
+fn wasi_ctx(args: &Args, settings: &Settings, program: &str) -> Result<WasiCtx, Failure> {
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio().arg(program);
+    if wasmtime_udp(args) {
+        // wasmtime-wasi asks its address check, once per use; the same
+        // rules answer it (replies, limits and warnings are this
+        // provider's own and do not apply).
+        use wasi_udp_host::{SocketUse, UdpPolicy as _};
+        use wasmtime_wasi::sockets::SocketAddrUse;
+        let rules = Arc::new(settings.rules.clone());
+        wasi.inherit_network()
+            .allow_udp(true)
+            .allow_ip_name_lookup(settings.name_lookup.uses_system_resolver())
+            .socket_addr_check(move |addr, socket_use| {
+                let socket_use = match socket_use {
+                    SocketAddrUse::UdpBind | SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+                        SocketUse::Bind
+                    }
+                    SocketAddrUse::TcpConnect | SocketAddrUse::TcpAccept => SocketUse::Connect,
+                    SocketAddrUse::UdpSend => SocketUse::Send,
+                    SocketAddrUse::UdpReceive => SocketUse::Receive,
+                };
+                let allowed = rules.check(socket_use, addr).is_ok();
+                Box::pin(async move { allowed })
+            });
+    }
     if network::simulated(args) {
         // The guest's clocks run on the simulated network's time.
         let start = tokio::time::Instant::now();
@@ -218,10 +247,14 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
     let component = load_component(&engine, component_path)?;
 
     let mut linker = Linker::<Guest>::new(&engine);
-    wasi_udp_host::add_command_to_linker_async(&mut linker).map_err(Failure::Trap)?;
-    // Multicast, broadcast and shared ports, for guests that import them;
-    // the policy grants none of them unless a rule names them.
-    wasi_udp_host::add_extensions_to_linker(&mut linker).map_err(Failure::Trap)?;
+    if wasmtime_udp(args) {
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Failure::Trap)?;
+    } else {
+        wasi_udp_host::add_command_to_linker_async(&mut linker).map_err(Failure::Trap)?;
+        // Multicast, broadcast and shared ports, for guests that import
+        // them; the policy grants none of them unless a rule names them.
+        wasi_udp_host::add_extensions_to_linker(&mut linker).map_err(Failure::Trap)?;
+    }
 
     let program = component_path
         .file_name()
@@ -230,7 +263,7 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
     let run_network = network::build(args)
         .map_err(|e| Failure::Input(format!("--pcap: cannot write the capture: {e}")))?;
     let guest = Guest {
-        wasi: wasi_ctx(args, &program)?,
+        wasi: wasi_ctx(args, settings, &program)?,
         udp: settings.udp_ctx(run_network.network.clone()),
         table: ResourceTable::new(),
         memory: MemoryLimit {
@@ -266,7 +299,9 @@ async fn run(args: &Args, settings: &Settings, component_path: &Path) -> Result<
     let command = Command::instantiate_async(&mut store, &component, &linker)
         .await
         .map_err(|e| match wasi_udp_host::explain_missing_extensions(&e) {
-            Some(explained) => Failure::Input(format!("cannot instantiate {program}: {explained}")),
+            Some(explained) => Failure::Input(format!(
+                "cannot instantiate {program}: {explained} Run it without --udp wasmtime-wasi."
+            )),
             None => Failure::Input(format!("cannot instantiate {program}: {e:#}")),
         })?;
     let guest_run = async {
@@ -386,6 +421,17 @@ fn main() -> ExitCode {
     if let Some(flag) = network::misplaced_flag(&args) {
         eprintln!("wasi-udp: {flag} shapes the simulated network: add --network sim");
         return ExitCode::from(EXIT_USAGE);
+    }
+    if wasmtime_udp(&args) {
+        let provider_only = [
+            (network::simulated(&args), "--network sim"),
+            (args.pcap.is_some(), "--pcap"),
+            (args.stats, "--stats"),
+        ];
+        if let Some((_, flag)) = provider_only.iter().find(|(given, _)| *given) {
+            eprintln!("wasi-udp: {flag} needs this provider's UDP: drop --udp wasmtime-wasi");
+            return ExitCode::from(EXIT_USAGE);
+        }
     }
     if args.explain_policy {
         println!("{}\n{}", settings.explain(), network::explain(&args));

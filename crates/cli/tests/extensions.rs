@@ -325,3 +325,60 @@ fn explain_policy_says_what_the_rules_grant_of_the_extensions() {
         "{stdout}"
     );
 }
+
+#[test]
+fn on_wasmtime_wasi_udp_a_guest_of_the_extensions_cannot_run_and_says_why() {
+    let output = wasi_udp(
+        &[
+            "--udp",
+            "wasmtime-wasi",
+            guest_artifacts::EXT_BROADCAST_SHARED_PORT,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "cannot instantiate ext_broadcast_shared_port.wasm: the component imports \
+             wasi-udp:extensions/udp-extensions@0.1.0 (multicast groups, broadcast and shared \
+             ports), which this host does not provide."
+        ),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains("Run it without --udp wasmtime-wasi."),
+        "{}",
+        describe(&output)
+    );
+    // A guest of wasi:sockets/udp alone runs on either provider, and the
+    // rules apply to wasmtime-wasi's through its address check.
+    for provider in ["wasi-udp", "wasmtime-wasi"] {
+        let output = wasi_udp(
+            &["--udp", provider, guest_artifacts::UDP_SEND_RECEIVE],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{provider}: {}",
+            describe(&output)
+        );
+        let output = wasi_udp(
+            &[
+                "--udp",
+                provider,
+                "--deny-all",
+                guest_artifacts::UDP_SEND_RECEIVE,
+            ],
+            Duration::from_secs(30),
+        );
+        assert_ne!(
+            output.status.code(),
+            Some(0),
+            "{provider}: {}",
+            describe(&output)
+        );
+    }
+}
