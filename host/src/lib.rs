@@ -84,6 +84,22 @@
 //! peer and then as counts. An embedder's own [`UdpPolicy`] may wait before
 //! deciding a bind or connect ([`UdpPolicy::check_async`]).
 //!
+//! # Multicast, broadcast and shared ports
+//!
+//! WASI 0.2 has none of them; [`add_extensions_to_linker`] adds this
+//! crate's own WIT package, `wasi-udp:extensions@0.1.0` (in `wit/deps/
+//! extensions`), whose functions take the 0.2.1 `udp-socket`: join and
+//! leave groups (any-source or source-specific, on an interface),
+//! multicast hop limit, loopback and interface, broadcast, and shared
+//! ports. It is off unless called. The policy covers it with three uses
+//! that only rules naming them grant ([`SocketUse::Join`],
+//! [`SocketUse::Broadcast`], [`SocketUse::Share`]): joining needs `join`
+//! for the group, a send to a group needs `join` and `send`, a send to a
+//! broadcast address needs `broadcast` and `send`, a bind with the port
+//! shared needs `share` and `bind`. Both networks implement it.
+//! [`explain_missing_extensions`] says in words why a host without it
+//! cannot instantiate a component that imports it.
+//!
 //! # Limits
 //!
 //! Sockets, batch sizes, datagram size, socket buffer space, send rate and
