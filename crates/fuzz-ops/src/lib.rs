@@ -16,6 +16,9 @@
 //! - `send` traps exactly when no `check-send` preceded it or it carries
 //!   more than was permitted, and a permit is spent by the send it permits;
 //! - `receive(max)` returns at most `max` and at most the store's batch cap;
+//! - the `wasi-udp:extensions` calls never trap: joining is refused (the
+//!   policy grants no group), leaving a group never joined is an error,
+//!   and the port can be shared exactly while the socket is unbound;
 //!
 //! and at the end, once everything is dropped, that no socket is live.
 
@@ -60,6 +63,26 @@ enum Address {
     Socket(u8),
     /// Anywhere at all (the policy refuses all but loopback).
     Any4(u32, u16),
+}
+
+/// A `wasi-udp:extensions` call.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum ExtensionCall {
+    Join {
+        group: Address,
+        source: Option<Address>,
+        interface: u32,
+    },
+    Leave {
+        group: Address,
+        source: Option<Address>,
+        interface: u32,
+    },
+    MulticastHopLimit(u8),
+    MulticastLoopback(bool),
+    MulticastInterface(u32),
+    Broadcast(bool),
+    SharedPort(bool),
 }
 
 #[derive(Debug)]
@@ -122,6 +145,10 @@ enum Op {
     Receive {
         stream: u8,
         max: u64,
+    },
+    Extension {
+        socket: u8,
+        call: ExtensionCall,
     },
     SubscribeIncoming {
         stream: u8,
@@ -209,7 +236,11 @@ impl Op {
                 stream: u.arbitrary()?,
                 datagrams: datagrams(u)?,
             },
-            48..=63 => Op::CheckAndSend {
+            48..=49 => Op::Extension {
+                socket: u.arbitrary()?,
+                call: u.arbitrary()?,
+            },
+            50..=63 => Op::CheckAndSend {
                 stream: u.arbitrary()?,
                 datagrams: datagrams(u)?,
             },
@@ -402,6 +433,90 @@ impl Runner {
     }
 
     /// A live socket handle, chosen by `index`.
+    /// Runs one `wasi-udp:extensions` call and checks it against the
+    /// model.
+    fn extension(&mut self, socket: u8, call: ExtensionCall) {
+        use wasi_udp_host::bindings::wasi_udp::extensions::udp_extensions::Host as _;
+        let Some(i) = self.socket(socket) else { return };
+        let rep = self.model.sockets[i].rep;
+        let ip = |address: Address, this: &mut Self| match this.address(address) {
+            IpSocketAddress::Ipv4(v4) => wasi_udp_host::bindings::IpAddress::Ipv4(v4.address),
+            IpSocketAddress::Ipv6(v6) => wasi_udp_host::bindings::IpAddress::Ipv6(v6.address),
+        };
+        let this = || Resource::new_borrow(rep);
+        let result: SocketResult<()> = match call {
+            ExtensionCall::Join {
+                group,
+                source,
+                interface,
+            } => {
+                let group = ip(group, self);
+                let source = source.map(|source| ip(source, self));
+                let mut udp = self.state.udp();
+                let result = match source {
+                    None => poll_once(udp.join_multicast_group(this(), group, interface)),
+                    Some(source) => {
+                        poll_once(udp.join_source_specific_group(this(), group, source, interface))
+                    }
+                };
+                // No rule grants a group: every join fails, one way or
+                // another, before the kernel is asked.
+                assert!(result.is_err(), "a join succeeded without a join rule");
+                result
+            }
+            ExtensionCall::Leave {
+                group,
+                source,
+                interface,
+            } => {
+                let group = ip(group, self);
+                let source = source.map(|source| ip(source, self));
+                let mut udp = self.state.udp();
+                let result = match source {
+                    None => udp.leave_multicast_group(this(), group, interface),
+                    Some(source) => {
+                        udp.leave_source_specific_group(this(), group, source, interface)
+                    }
+                };
+                assert!(result.is_err(), "left a group never joined");
+                result
+            }
+            ExtensionCall::MulticastHopLimit(value) => {
+                let mut udp = self.state.udp();
+                let set = udp.set_multicast_hop_limit(this(), value);
+                assert!(set.is_ok(), "multicast hop limit {value}: {set:?}");
+                assert_eq!(udp.multicast_hop_limit(this()).ok(), Some(value));
+                set
+            }
+            ExtensionCall::MulticastLoopback(enabled) => {
+                let mut udp = self.state.udp();
+                let set = udp.set_multicast_loopback(this(), enabled);
+                assert_eq!(udp.multicast_loopback(this()).ok(), Some(enabled));
+                set
+            }
+            ExtensionCall::MulticastInterface(index) => {
+                let set = self.state.udp().set_multicast_interface(this(), index);
+                if index == 0 {
+                    assert!(set.is_ok(), "interface 0: {set:?}");
+                }
+                set
+            }
+            ExtensionCall::Broadcast(enabled) => {
+                let mut udp = self.state.udp();
+                let set = udp.set_broadcast(this(), enabled);
+                assert_eq!(udp.broadcast(this()).ok(), Some(enabled));
+                set
+            }
+            ExtensionCall::SharedPort(enabled) => {
+                let unbound = !self.model.sockets[i].bind_started;
+                let set = self.state.udp().set_shared_port(this(), enabled);
+                assert_eq!(set.is_ok(), unbound, "shared port: {set:?}");
+                set
+            }
+        };
+        assert!(!is_trap(&result), "an extension call trapped: {call:?}");
+    }
+
     fn socket(&self, index: u8) -> Option<usize> {
         let alive: Vec<usize> = (0..self.model.sockets.len())
             .filter(|&i| self.model.sockets[i].handle_alive)
@@ -521,6 +636,7 @@ impl Runner {
                 let result = self.state.udp().remote_address(Resource::new_borrow(rep));
                 assert!(!is_trap(&result), "remote-address trapped");
             }
+            Op::Extension { socket, call } => self.extension(socket, call),
             Op::HopLimit { socket, value } => {
                 let Some(i) = self.socket(socket) else { return };
                 let rep = self.model.sockets[i].rep;
