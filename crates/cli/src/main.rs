@@ -186,22 +186,13 @@ fn wasi_ctx(args: &Args, settings: &Settings, program: &str) -> Result<WasiCtx, 
         // wasmtime-wasi asks its address check, once per use; the same
         // rules answer it (replies, limits and warnings are this
         // provider's own and do not apply).
-        use wasi_udp_host::{SocketUse, UdpPolicy as _};
-        use wasmtime_wasi::sockets::SocketAddrUse;
+        use wasi_udp_host::UdpPolicy as _;
         let rules = Arc::new(settings.rules.clone());
         wasi.inherit_network()
             .allow_udp(true)
             .allow_ip_name_lookup(settings.name_lookup.uses_system_resolver())
             .socket_addr_check(move |addr, socket_use| {
-                let socket_use = match socket_use {
-                    SocketAddrUse::UdpBind | SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
-                        SocketUse::Bind
-                    }
-                    SocketAddrUse::TcpConnect | SocketAddrUse::TcpAccept => SocketUse::Connect,
-                    SocketAddrUse::UdpSend => SocketUse::Send,
-                    SocketAddrUse::UdpReceive => SocketUse::Receive,
-                };
-                let allowed = rules.check(socket_use, addr).is_ok();
+                let allowed = rules.check(socket_use.into(), addr).is_ok();
                 Box::pin(async move { allowed })
             });
     }

@@ -14,7 +14,6 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::Command as CliCommand;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder};
 
 use crate::suite::Needs;
@@ -227,14 +226,7 @@ impl InProcess {
             .args(args);
         if self.wasmtime_udp {
             wasi.allow_udp(true).socket_addr_check(|addr, socket_use| {
-                let socket_use = match socket_use {
-                    SocketAddrUse::UdpBind | SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
-                        SocketUse::Bind
-                    }
-                    SocketAddrUse::TcpConnect | SocketAddrUse::TcpAccept => SocketUse::Connect,
-                    SocketAddrUse::UdpSend => SocketUse::Send,
-                    SocketAddrUse::UdpReceive => SocketUse::Receive,
-                };
+                let socket_use = SocketUse::from(socket_use);
                 Box::pin(async move { grants(socket_use, addr) })
             });
         }

@@ -12,6 +12,14 @@ use crate::ctx::UdpCtxView;
 use crate::error::SocketResult;
 use crate::socket::UdpSocket;
 
+fn membership(group: IpAddress, source: Option<IpAddress>, interface: u32) -> Membership {
+    Membership {
+        group: ip_from_wit(group),
+        source: source.map(ip_from_wit),
+        interface,
+    }
+}
+
 fn ip_from_wit(address: IpAddress) -> IpAddr {
     match address {
         IpAddress::Ipv4((a, b, c, d)) => IpAddr::from([a, b, c, d]),
@@ -49,11 +57,7 @@ impl Host for UdpCtxView<'_> {
         group: IpAddress,
         interface_index: u32,
     ) -> SocketResult<()> {
-        let membership = Membership {
-            group: ip_from_wit(group),
-            source: None,
-            interface: interface_index,
-        };
+        let membership = membership(group, None, interface_index);
         self.join(&socket, membership).await
     }
 
@@ -63,11 +67,7 @@ impl Host for UdpCtxView<'_> {
         group: IpAddress,
         interface_index: u32,
     ) -> SocketResult<()> {
-        let membership = Membership {
-            group: ip_from_wit(group),
-            source: None,
-            interface: interface_index,
-        };
+        let membership = membership(group, None, interface_index);
         self.leave(&socket, membership)
     }
 
@@ -78,11 +78,7 @@ impl Host for UdpCtxView<'_> {
         source: IpAddress,
         interface_index: u32,
     ) -> SocketResult<()> {
-        let membership = Membership {
-            group: ip_from_wit(group),
-            source: Some(ip_from_wit(source)),
-            interface: interface_index,
-        };
+        let membership = membership(group, Some(source), interface_index);
         self.join(&socket, membership).await
     }
 
@@ -93,11 +89,7 @@ impl Host for UdpCtxView<'_> {
         source: IpAddress,
         interface_index: u32,
     ) -> SocketResult<()> {
-        let membership = Membership {
-            group: ip_from_wit(group),
-            source: Some(ip_from_wit(source)),
-            interface: interface_index,
-        };
+        let membership = membership(group, Some(source), interface_index);
         self.leave(&socket, membership)
     }
 

@@ -92,6 +92,23 @@ impl SocketUse {
     }
 }
 
+/// What wasmtime-wasi's `socket_addr_check` is asked, as the use a
+/// [`UdpPolicy`] decides: so that one [`RuleSet`] can answer for
+/// wasmtime-wasi's sockets (TCP included) too.
+impl From<wasmtime_wasi::sockets::SocketAddrUse> for SocketUse {
+    fn from(socket_use: wasmtime_wasi::sockets::SocketAddrUse) -> Self {
+        use wasmtime_wasi::sockets::SocketAddrUse;
+        match socket_use {
+            SocketAddrUse::UdpBind | SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+                Self::Bind
+            }
+            SocketAddrUse::TcpConnect | SocketAddrUse::TcpAccept => Self::Connect,
+            SocketAddrUse::UdpSend => Self::Send,
+            SocketAddrUse::UdpReceive => Self::Receive,
+        }
+    }
+}
+
 impl fmt::Display for SocketUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
