@@ -17,7 +17,8 @@
 //! Policy (wasi-udp's flags), with the responder at 10.99.0.1:
 //! - responder: `--allow share,bind:0.0.0.0:5353 --allow join:224.0.0.251
 //!   --allow send:224.0.0.251:5353 --allow receive,send:10.99.0.0/24`;
-//! - resolver: `--allow join,send:224.0.0.251:5353 --allow receive:10.99.0.0/24`
+//! - resolver: `--allow join:224.0.0.251 --allow send:224.0.0.251:5353
+//!   --allow receive:10.99.0.0/24`
 //!   (answers come from the responder's own address, not the group's).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
