@@ -150,6 +150,13 @@ impl SocketCore {
         refuse(&self.shared, socket_use, addr, denial)
     }
 
+    /// Enters this socket's span, if anything listens for it. The entered
+    /// span is owned, so that the caller stays free to borrow itself
+    /// mutably; nothing is cloned when no one listens.
+    pub(crate) fn enter_span(&self) -> Option<tracing::span::EnteredSpan> {
+        self.span.as_deref().cloned().map(tracing::Span::entered)
+    }
+
     /// Counts `error` against this socket, if it is an error code.
     pub(crate) fn note(&self, error: UdpError) -> UdpError {
         if let UdpError::Code(code) = &error {

@@ -419,14 +419,7 @@ impl OutgoingDatagramStream {
     /// sent as fit the room the kernel promises when it reports a socket
     /// writable, at most the store's `max_send_batch`.
     pub(crate) fn check_send(&mut self) -> UdpResult<u64> {
-        // An owned span, so that `self` stays free to borrow mutably (and
-        // nothing is cloned when no one listens).
-        let _in_socket = self
-            .core
-            .span
-            .as_deref()
-            .cloned()
-            .map(tracing::Span::entered);
+        let _in_socket = self.core.enter_span();
         if self.core.send_buffer_full.load(Ordering::Relaxed) {
             if !self.core.io.writable_now() {
                 self.note_permit(0);
@@ -494,14 +487,7 @@ impl OutgoingDatagramStream {
         &mut self,
         datagrams: impl ExactSizeIterator<Item = Transmit<'a>>,
     ) -> UdpResult<u64> {
-        // An owned span, so that `self` stays free to borrow mutably (and
-        // nothing is cloned when no one listens).
-        let _in_socket = self
-            .core
-            .span
-            .as_deref()
-            .cloned()
-            .map(tracing::Span::entered);
+        let _in_socket = self.core.enter_span();
         // WIT: "Each call to send must be permitted by a preceding check-send.
         // Implementations must trap if either check-send was not called or
         // datagrams contains more items than check-send permitted." A permit

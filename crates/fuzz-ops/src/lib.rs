@@ -68,12 +68,9 @@ enum Address {
 /// A `wasi-udp:extensions` call.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 enum ExtensionCall {
-    Join {
-        group: Address,
-        source: Option<Address>,
-        interface: u32,
-    },
-    Leave {
+    /// Join (or leave) a group, for any source or one.
+    Membership {
+        join: bool,
         group: Address,
         source: Option<Address>,
         interface: u32,
@@ -445,7 +442,8 @@ impl Runner {
         };
         let this = || Resource::new_borrow(rep);
         let result: SocketResult<()> = match call {
-            ExtensionCall::Join {
+            ExtensionCall::Membership {
+                join,
                 group,
                 source,
                 interface,
@@ -453,32 +451,19 @@ impl Runner {
                 let group = ip(group, self);
                 let source = source.map(|source| ip(source, self));
                 let mut udp = self.state.udp();
-                let result = match source {
-                    None => poll_once(udp.join_multicast_group(this(), group, interface)),
-                    Some(source) => {
+                let result = match (join, source) {
+                    (true, None) => poll_once(udp.join_multicast_group(this(), group, interface)),
+                    (true, Some(source)) => {
                         poll_once(udp.join_source_specific_group(this(), group, source, interface))
                     }
-                };
-                // No rule grants a group: every join fails, one way or
-                // another, before the kernel is asked.
-                assert!(result.is_err(), "a join succeeded without a join rule");
-                result
-            }
-            ExtensionCall::Leave {
-                group,
-                source,
-                interface,
-            } => {
-                let group = ip(group, self);
-                let source = source.map(|source| ip(source, self));
-                let mut udp = self.state.udp();
-                let result = match source {
-                    None => udp.leave_multicast_group(this(), group, interface),
-                    Some(source) => {
+                    (false, None) => udp.leave_multicast_group(this(), group, interface),
+                    (false, Some(source)) => {
                         udp.leave_source_specific_group(this(), group, source, interface)
                     }
                 };
-                assert!(result.is_err(), "left a group never joined");
+                // No rule grants a group, so no join succeeds (each fails
+                // before the kernel is asked), and no group is left.
+                assert!(result.is_err(), "{call:?} succeeded without a join rule");
                 result
             }
             ExtensionCall::MulticastHopLimit(value) => {

@@ -18,6 +18,19 @@ use crate::bindings::{
 use crate::ctx::UdpCtxView;
 use crate::error::SocketError;
 
+impl UdpCtxView<'_> {
+    /// Runs `operation` on the socket `this`, counting an error it returns
+    /// against the socket: the shape of every option getter and setter.
+    fn on_socket<T>(
+        &mut self,
+        this: &wasmtime::component::Resource<crate::socket::UdpSocket>,
+        operation: impl FnOnce(&crate::socket::UdpSocket) -> crate::error::UdpResult<T>,
+    ) -> crate::error::SocketResult<T> {
+        let socket = self.table.get(this)?;
+        Ok(operation(socket).map_err(|e| socket.note(e))?)
+    }
+}
+
 impl network::Host for UdpCtxView<'_> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
         match error {

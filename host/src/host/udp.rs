@@ -84,18 +84,15 @@ impl HostUdpSocket for UdpCtxView<'_> {
     }
 
     fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8> {
-        let socket = self.table.get(&this)?;
-        Ok(socket.hop_limit().map_err(|e| socket.note(e))?)
+        self.on_socket(&this, UdpSocket::hop_limit)
     }
 
     fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()> {
-        let socket = self.table.get(&this)?;
-        Ok(socket.set_hop_limit(value).map_err(|e| socket.note(e))?)
+        self.on_socket(&this, |socket| socket.set_hop_limit(value))
     }
 
     fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        let socket = self.table.get(&this)?;
-        Ok(socket.receive_buffer_size().map_err(|e| socket.note(e))?)
+        self.on_socket(&this, UdpSocket::receive_buffer_size)
     }
 
     fn set_receive_buffer_size(
@@ -103,22 +100,15 @@ impl HostUdpSocket for UdpCtxView<'_> {
         this: Resource<UdpSocket>,
         value: u64,
     ) -> SocketResult<()> {
-        let socket = self.table.get(&this)?;
-        Ok(socket
-            .set_receive_buffer_size(value)
-            .map_err(|e| socket.note(e))?)
+        self.on_socket(&this, |socket| socket.set_receive_buffer_size(value))
     }
 
     fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64> {
-        let socket = self.table.get(&this)?;
-        Ok(socket.send_buffer_size().map_err(|e| socket.note(e))?)
+        self.on_socket(&this, UdpSocket::send_buffer_size)
     }
 
     fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()> {
-        let socket = self.table.get(&this)?;
-        Ok(socket
-            .set_send_buffer_size(value)
-            .map_err(|e| socket.note(e))?)
+        self.on_socket(&this, |socket| socket.set_send_buffer_size(value))
     }
 
     fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>> {

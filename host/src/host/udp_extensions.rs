@@ -45,8 +45,7 @@ impl UdpCtxView<'_> {
     }
 
     fn leave(&mut self, this: &Resource<UdpSocket>, membership: Membership) -> SocketResult<()> {
-        let socket = self.table.get(this)?;
-        Ok(socket.leave(membership).map_err(|e| socket.note(e))?)
+        self.on_socket(this, |socket| socket.leave(membership))
     }
 }
 
@@ -94,8 +93,7 @@ impl Host for UdpCtxView<'_> {
     }
 
     fn multicast_hop_limit(&mut self, socket: Resource<UdpSocket>) -> SocketResult<u8> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket.multicast_hop_limit().map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, UdpSocket::multicast_hop_limit)
     }
 
     fn set_multicast_hop_limit(
@@ -103,15 +101,11 @@ impl Host for UdpCtxView<'_> {
         socket: Resource<UdpSocket>,
         value: u8,
     ) -> SocketResult<()> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket
-            .set_multicast_hop_limit(value)
-            .map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, |socket| socket.set_multicast_hop_limit(value))
     }
 
     fn multicast_loopback(&mut self, socket: Resource<UdpSocket>) -> SocketResult<bool> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket.multicast_loopback().map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, UdpSocket::multicast_loopback)
     }
 
     fn set_multicast_loopback(
@@ -119,10 +113,7 @@ impl Host for UdpCtxView<'_> {
         socket: Resource<UdpSocket>,
         enabled: bool,
     ) -> SocketResult<()> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket
-            .set_multicast_loopback(enabled)
-            .map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, |socket| socket.set_multicast_loopback(enabled))
     }
 
     fn set_multicast_interface(
@@ -130,20 +121,17 @@ impl Host for UdpCtxView<'_> {
         socket: Resource<UdpSocket>,
         interface_index: u32,
     ) -> SocketResult<()> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket
-            .set_multicast_interface(interface_index)
-            .map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, |socket| {
+            socket.set_multicast_interface(interface_index)
+        })
     }
 
     fn broadcast(&mut self, socket: Resource<UdpSocket>) -> SocketResult<bool> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket.broadcast().map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, UdpSocket::broadcast)
     }
 
     fn set_broadcast(&mut self, socket: Resource<UdpSocket>, enabled: bool) -> SocketResult<()> {
-        let socket = self.table.get(&socket)?;
-        Ok(socket.set_broadcast(enabled).map_err(|e| socket.note(e))?)
+        self.on_socket(&socket, |socket| socket.set_broadcast(enabled))
     }
 
     fn shared_port(&mut self, socket: Resource<UdpSocket>) -> SocketResult<bool> {

@@ -72,9 +72,9 @@ impl UdpSocket {
         })
     }
 
-    /// Joins, once the policy allowed it.
+    /// Joins, once the policy allowed it (the arguments were checked
+    /// before the question was asked, and cannot change meanwhile).
     pub(crate) fn join(&self, approved: ApprovedJoin) -> UdpResult<()> {
-        self.validate_membership(&approved.0)?;
         self.core
             .io
             .join_group(&approved.0)
