@@ -30,7 +30,7 @@ use crate::ctx::{SlotRefused, SocketSlot, StoreShared, UdpStats};
 use crate::error::{Code, Operation, UdpError, UdpResult, code_from_io};
 use crate::peers::ReplyPeers;
 use crate::policy::{Denial, Rule, SocketUse};
-use crate::report::{Limit, Topic};
+use crate::report::{DropCause, Limit, Topic};
 
 mod extensions;
 
@@ -90,6 +90,11 @@ impl crate::stats::CountedSocket for SocketCore {
 
 impl Drop for SocketCore {
     fn drop(&mut self) {
+        // Single-datagram receives read the kernel's drop counter only now
+        // and then; what it counted since is said now.
+        if let Some(total) = self.io.kernel_drops() {
+            self.report_kernel_drops(total);
+        }
         self.shared
             .buffers
             .release(self.buffers_charged.load(Ordering::Relaxed));
@@ -101,6 +106,37 @@ impl Drop for SocketCore {
 }
 
 impl SocketCore {
+    /// Counts what the kernel dropped since the socket last said, from its
+    /// cumulative count `total`.
+    pub(crate) fn report_kernel_drops(&self, total: u32) {
+        let seen = self.kernel_drops_seen.swap(total, Ordering::Relaxed);
+        let new = u64::from(total.wrapping_sub(seen));
+        if new == 0 {
+            return;
+        }
+        let shared = &self.shared;
+        UdpStats::add(&shared.stats.dropped_kernel_queue, new);
+        self.stats.dropped(DropCause::KernelQueue, new);
+        shared.reporter.report(
+            Topic::Dropped(DropCause::KernelQueue),
+            self.io.local_addr().ok(),
+            new,
+            || {
+                let local = self
+                    .io
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let size = self.io.receive_buffer_size().unwrap_or(0);
+                format!(
+                    "the kernel dropped {new} datagrams for {local}: its receive buffer \
+                     ({size} bytes) was full; the guest reads too slowly, or can raise it with \
+                     set-receive-buffer-size (up to max-socket-buffer)"
+                )
+            },
+        );
+    }
+
     /// Remembers `error` for the next `send` or `receive`.
     pub(crate) fn defer_error(&self, error: io::Error) {
         let mut pending = self

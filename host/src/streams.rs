@@ -122,7 +122,7 @@ impl IncomingDatagramStream {
             self.report_drop(dropped);
         }
         if let Some(count) = slots.take_kernel_drops() {
-            self.report_kernel_drops(count);
+            self.core.report_kernel_drops(count);
         }
         match batch.error {
             None => Ok(batch.received),
@@ -171,38 +171,6 @@ impl IncomingDatagramStream {
                 denial: Some(denial),
             }),
         }
-    }
-
-    /// Counts what the kernel dropped since the socket last said, from its
-    /// cumulative count `total`.
-    fn report_kernel_drops(&self, total: u32) {
-        let seen = self.core.kernel_drops_seen.swap(total, Ordering::Relaxed);
-        let new = u64::from(total.wrapping_sub(seen));
-        if new == 0 {
-            return;
-        }
-        let shared = &self.core.shared;
-        UdpStats::add(&shared.stats.dropped_kernel_queue, new);
-        self.core.stats.dropped(DropCause::KernelQueue, new);
-        shared.reporter.report(
-            Topic::Dropped(DropCause::KernelQueue),
-            self.core.io.local_addr().ok(),
-            new,
-            || {
-                let local = self
-                    .core
-                    .io
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                let size = self.core.io.receive_buffer_size().unwrap_or(0);
-                format!(
-                    "the kernel dropped {new} datagrams for {local}: its receive buffer \
-                     ({size} bytes) was full; the guest reads too slowly, or can raise it with \
-                     set-receive-buffer-size (up to max-socket-buffer)"
-                )
-            },
-        );
     }
 
     /// Counts dropped datagrams and says why, once per cause and source.

@@ -507,20 +507,23 @@ fn hostile_send_many_records() {
 
 #[test]
 fn limit_kernel_drops() {
-    let outcome = run("limit_kernel_drops", test_udp_ctx().build());
-    assert_eq!(outcome.exit, Ok(0), "{outcome:?}");
-    let received: u64 = outcome
-        .stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("received count");
-    // Every datagram not received was dropped by the kernel, and counted.
-    assert_eq!(
-        outcome.stats.dropped_kernel_queue,
-        201 - received,
-        "{outcome:?}"
-    );
+    for mode in ["batch", "single"] {
+        let outcome = run_with_args("limit_kernel_drops", test_udp_ctx().build(), &[mode]);
+        assert_eq!(outcome.exit, Ok(0), "{mode}: {outcome:?}");
+        let received: u64 = outcome
+            .stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("received count");
+        // Every datagram not received was dropped by the kernel, and
+        // counted.
+        assert_eq!(
+            outcome.stats.dropped_kernel_queue,
+            201 - received,
+            "{mode}: {outcome:?}"
+        );
+    }
 }
 
 /// The CLI's probe; `crates/cli/tests` runs its other modes.

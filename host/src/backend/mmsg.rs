@@ -377,6 +377,35 @@ fn control_messages(header: &libc::msghdr) -> (Option<u32>, Option<usize>) {
     (drops, segment_size)
 }
 
+/// The kernel's cumulative count of datagrams it dropped for `socket`
+/// (`SK_MEMINFO_DROPS` of `SO_MEMINFO`): the counter `SO_RXQ_OVFL` reports
+/// with received datagrams, read without one.
+pub(super) fn kernel_drops(socket: &impl AsRawFd) -> io::Result<u32> {
+    // From linux/sock_diag.h; the kernel fills at most this many.
+    const SK_MEMINFO_DROPS: usize = 8;
+    const SK_MEMINFO_VARS: usize = 9;
+    let mut info = [0u32; SK_MEMINFO_VARS];
+    let mut len = mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into the local array
+    // and stores how many it wrote in `len`.
+    let result = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < (SK_MEMINFO_DROPS + 1) * mem::size_of::<u32>() {
+        return Err(io::Error::other("SO_MEMINFO without a drop count"));
+    }
+    Ok(info[SK_MEMINFO_DROPS])
+}
+
 /// Asks the kernel to coalesce runs of datagrams into one buffer (UDP GRO),
 /// or to stop.
 pub(super) fn set_coalescing(socket: &impl AsRawFd, on: bool) -> io::Result<()> {

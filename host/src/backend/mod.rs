@@ -110,6 +110,13 @@ pub trait DatagramSocket: Send + Sync + fmt::Debug {
         landed: &mut Vec<Received>,
     ) -> io::Result<()>;
 
+    /// The network's cumulative count of datagrams it dropped for this
+    /// socket because its receive queue was full, read now rather than
+    /// with a received datagram; `None` where it cannot say.
+    fn kernel_drops(&self) -> Option<u32> {
+        None
+    }
+
     /// Resolves when the send buffer has room.
     fn send_ready(&self) -> Ready<'_>;
 

@@ -783,6 +783,10 @@ impl DatagramSocket for SimSocket {
         Ok(())
     }
 
+    fn kernel_drops(&self) -> Option<u32> {
+        Some(self.lock().socket(self.id).ok()?.drops)
+    }
+
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.lock()
             .socket(self.id)?
