@@ -564,11 +564,10 @@ impl DatagramSocket for OsSocket {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .receive(&self.socket, slots, max, landed),
             None if max == 1
-                && self
+                && !self
                     .single_receives
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    % DROP_COUNTER_EVERY
-                    != 0 =>
+                    .is_multiple_of(DROP_COUNTER_EVERY) =>
             {
                 self.receive_one(slots, landed)
             }
