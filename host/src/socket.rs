@@ -45,6 +45,10 @@ pub(crate) struct SocketCore {
     /// reports each such error once, so it waits here for the next `send` or
     /// `receive` on any stream of this socket.
     pending_error: Mutex<Option<io::Error>>,
+    /// Whether `pending_error` holds one: every `send` and `receive` asks,
+    /// and almost always the answer is no, which this gives without the
+    /// lock. Set and cleared under the lock.
+    error_pending: AtomicBool,
     /// Set when a send found the kernel's send buffer full, cleared once the
     /// kernel reports room again. While it is clear, `check-send` permits
     /// without asking the kernel: a send that then finds the buffer full
@@ -144,14 +148,20 @@ impl SocketCore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         pending.get_or_insert(error);
+        self.error_pending.store(true, Ordering::Release);
     }
 
     /// Takes the error deferred by [`defer_error`](Self::defer_error), if any.
     pub(crate) fn take_deferred_error(&self) -> Option<io::Error> {
-        self.pending_error
+        if !self.error_pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut pending = self
+            .pending_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.error_pending.store(false, Ordering::Release);
+        pending.take()
     }
 
     /// How many sockets the store holds.
@@ -161,10 +171,7 @@ impl SocketCore {
 
     /// Whether an error is waiting to be reported.
     pub(crate) fn has_deferred_error(&self) -> bool {
-        self.pending_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
+        self.error_pending.load(Ordering::Acquire)
     }
 
     /// The peers this socket may hear replies from.
@@ -300,6 +307,7 @@ impl UdpSocket {
             family,
             shared: shared.clone(),
             pending_error: Mutex::new(None),
+            error_pending: AtomicBool::new(false),
             send_buffer_full: AtomicBool::new(false),
             last_payload_len: AtomicUsize::new(0),
             buffers_charged: AtomicUsize::new(charged + coalescing_reserve),
