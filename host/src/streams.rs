@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use smallvec::SmallVec;
 use wasmtime_wasi_io::poll::Pollable;
 
 use crate::backend::{ReceiveSlots, Received, Transmit};
@@ -484,7 +485,8 @@ impl OutgoingDatagramStream {
         // until either the end of the list has been reached or the first
         // error occurred." So: the valid prefix goes to the kernel, and the
         // first invalid datagram is the error if nothing before it was sent.
-        let mut transmits = Vec::with_capacity(count);
+        // Most sends carry a datagram or a few: those need no allocation.
+        let mut transmits: SmallVec<[Transmit<'a>; 8]> = SmallVec::with_capacity(count);
         let mut first_invalid = None;
         // The policy is asked once per destination per call; the
         // destinations it allowed become reply peers.
