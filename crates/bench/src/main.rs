@@ -104,6 +104,10 @@ enum Kind {
     PingPong {
         rounds: usize,
     },
+    /// Single host calls, timed in a row.
+    Calls {
+        iterations: u64,
+    },
     ManySockets {
         count: usize,
     },
@@ -130,6 +134,7 @@ impl Kind {
             } => format!("blast {size} B unwindowed"),
             Self::Blast { size, window, .. } => format!("blast {size} B window {window}"),
             Self::PingPong { .. } => "pingpong 64 B".into(),
+            Self::Calls { .. } => "calls".into(),
             Self::ManySockets { count } => format!("many-sockets {count}"),
             Self::Idle { count } => format!("idle {count}"),
             Self::ManyStores { stores, .. } => format!("stores {stores}"),
@@ -150,6 +155,14 @@ impl Kind {
             m("CPU µs/dgram", false),
         ];
         const PINGPONG: &[Metric] = &[m("median µs", false), m("p99 µs", false)];
+        // Natively: `Instant::now`, nothing, `recvfrom` finding nothing,
+        // `send` and `recv`.
+        const CALLS: &[Metric] = &[
+            m("clock ns", false),
+            m("check-send ns", false),
+            m("empty receive ns", false),
+            m("leg ns", false),
+        ];
         const MANY_SOCKETS: &[Metric] = &[m("wall ms", false), m("peak RSS MiB", false)];
         const IDLE: &[Metric] = &[m("KiB/socket", false)];
         const STORES: &[Metric] = &[
@@ -163,6 +176,7 @@ impl Kind {
         match self {
             Self::Blast { .. } => BLAST,
             Self::PingPong { .. } => PINGPONG,
+            Self::Calls { .. } => CALLS,
             Self::ManySockets { .. } => MANY_SOCKETS,
             Self::Idle { .. } => IDLE,
             Self::ManyStores { .. } => STORES,
@@ -171,7 +185,9 @@ impl Kind {
 
     fn runs_on(self, variant: Variant) -> bool {
         match (self, variant) {
-            (Self::Blast { .. } | Self::PingPong { .. }, Variant::Sim) => return true,
+            (Self::Blast { .. } | Self::PingPong { .. } | Self::Calls { .. }, Variant::Sim) => {
+                return true;
+            }
             (_, Variant::Sim) => return false,
             _ => {}
         }
@@ -266,6 +282,7 @@ fn run_in_process(kind: Kind, host: &Against) -> Result<Vec<f64>, String> {
             vec![count.to_string(), size.to_string(), window.to_string()],
         ),
         Kind::PingPong { rounds } => ("bench_pingpong", vec![rounds.to_string()]),
+        Kind::Calls { iterations } => ("bench_calls", vec![iterations.to_string()]),
         Kind::ManySockets { .. } | Kind::Idle { .. } | Kind::ManyStores { .. } => {
             unreachable!("child workloads")
         }
@@ -288,6 +305,13 @@ fn run_in_process(kind: Kind, host: &Against) -> Result<Vec<f64>, String> {
                 elapsed: Duration::from_nanos(elapsed_ns as u64),
             };
             Ok(blast_metrics(kind, &result, cpu))
+        }
+        Kind::Calls { .. } => {
+            let fields = guest_fields(&run.stdout);
+            ["clock", "check-send", "empty-receive", "leg"]
+                .iter()
+                .map(|name| field(&fields, name).ok_or(format!("no `{name}` printed")))
+                .collect()
         }
         _ => {
             let line = run.stdout.lines().last().unwrap_or_default();
@@ -326,6 +350,10 @@ fn run_native(kind: Kind, variant: Variant) -> Vec<f64> {
         Kind::PingPong { rounds } => {
             let (median, p99) = native::pingpong(rounds);
             vec![median, p99]
+        }
+        Kind::Calls { iterations } => {
+            let calls = native::calls(iterations);
+            vec![calls.clock, f64::NAN, calls.empty_receive, calls.leg]
         }
         Kind::ManySockets { .. } | Kind::Idle { .. } | Kind::ManyStores { .. } => {
             unreachable!("child workloads")
@@ -508,12 +536,13 @@ fn child(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Median, min and max.
+/// Median, min and max of `values`; `None` if there are none (a NaN is a
+/// metric the variant has no counterpart of).
 fn summary(values: &[f64]) -> Option<(f64, f64, f64)> {
-    if values.is_empty() {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.is_empty() {
         return None;
     }
-    let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     Some((
         sorted[sorted.len() / 2],
@@ -558,7 +587,8 @@ prints a markdown table of medians (min-max) and ratios.
 
   --quick           small counts and one repetition (a smoke run)
   --only NAME       only the workloads whose name starts with NAME
-                    (blast, pingpong, many-sockets, idle, stores)
+                    (blast, pingpong, calls, many-sockets, idle,
+                    stores)
   --variants LIST   only these columns, comma-separated (ours,
                     wasmtime-wasi, native, native-mmsg, native-gso,
                     native-gro, native-quinn, sim); ratios need ours";
@@ -615,6 +645,7 @@ fn main() {
     } else {
         (200_000, 5_000, 10_000, 5)
     };
+    let iterations = if quick { 1_000 } else { 100_000 };
     let (stores, store_rounds) = if quick { (20, 20) } else { (1_000, 100) };
     let blast = |size, window| Kind::Blast {
         count,
@@ -626,6 +657,7 @@ fn main() {
         blast(1400, 256),
         blast(64, 0),
         Kind::PingPong { rounds },
+        Kind::Calls { iterations },
         Kind::ManySockets { count: sockets },
         Kind::Idle { count: sockets },
         Kind::ManyStores {
@@ -748,6 +780,7 @@ fn main() {
                 }
                 (Kind::PingPong { .. }, "median µs") => add("-median", Native),
                 (Kind::PingPong { .. }, "p99 µs") => add("-p99", Native),
+                (Kind::Calls { .. }, "leg ns") => add("-leg", Native),
                 (Kind::ManySockets { .. }, "peak RSS MiB") => add("-rss", WasmtimeWasi),
                 (Kind::Idle { .. }, _) => add("", WasmtimeWasi),
                 (Kind::ManyStores { .. }, "round trips/s") => add("", WasmtimeWasi),

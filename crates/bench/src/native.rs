@@ -331,6 +331,59 @@ pub fn pingpong(rounds: usize) -> (f64, f64) {
     rtts_summary(latency_sample(&mut times))
 }
 
+/// What the calls workload's steps cost natively, in ns per call.
+pub struct Calls {
+    /// `Instant::now`.
+    pub clock: f64,
+    /// A `recvfrom` that finds nothing queued.
+    pub empty_receive: f64,
+    /// `send` of 64 bytes on one socket and the `recv` that takes it on the
+    /// other.
+    pub leg: f64,
+}
+
+/// The calls workload's steps, each `iterations` times in a row, between
+/// two blocking sockets.
+pub fn calls(iterations: u64) -> Calls {
+    let iterations = iterations.max(1);
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
+    a.connect(b.local_addr().expect("addr")).expect("connect a");
+    b.connect(a.local_addr().expect("addr")).expect("connect b");
+    b.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let per_call = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / iterations as f64
+    };
+    let clock = per_call(&mut || {
+        std::hint::black_box(Instant::now());
+    });
+    b.set_nonblocking(true).expect("non-blocking");
+    let mut buffer = [0u8; 128];
+    let empty_receive = per_call(&mut || {
+        let result = b.recv(&mut buffer);
+        assert!(
+            matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{result:?}"
+        );
+    });
+    b.set_nonblocking(false).expect("blocking");
+    let ping = [1u8; 64];
+    let leg = per_call(&mut || {
+        a.send(&ping).expect("send");
+        b.recv(&mut buffer).expect("recv");
+    });
+    Calls {
+        clock,
+        empty_receive,
+        leg,
+    }
+}
+
 /// `count` bound sockets; with `exchange`, each sends a 64-byte datagram to
 /// the next (a ring) and each then receives one. Returns the elapsed time.
 pub fn many_sockets(count: usize, exchange: bool) -> Duration {

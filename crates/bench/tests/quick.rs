@@ -18,6 +18,7 @@ fn quick_run_prints_every_workload_and_the_headline() {
         "blast 1400 B window 256",
         "blast 64 B unwindowed",
         "pingpong 64 B",
+        "calls",
         "many-sockets 200",
         "idle 200",
         "stores 20",
@@ -36,6 +37,7 @@ fn quick_run_prints_every_workload_and_the_headline() {
     assert!(
         stdout.contains("blast64Bwindow256 ours/wasmtime-wasi=")
             && stdout.contains("ours/native-mmsg=")
+            && stdout.contains("calls-leg ours/native=")
             && stdout.contains("many-sockets200-rss ours/wasmtime-wasi=")
             && stdout.contains("stores20 ours/wasmtime-wasi="),
         "{stdout}"
