@@ -305,9 +305,9 @@ pub fn blast_quinn(count: u64, size: usize, window: u64) -> BlastResult {
     )
 }
 
-/// `rounds` round trips of a 64-byte datagram between two blocking sockets;
-/// (median, p99) in µs.
-pub fn pingpong(rounds: usize) -> (f64, f64) {
+/// Two loopback sockets connected to each other, blocking, whose receives
+/// give up after 5 s rather than hang the run.
+fn blocking_pair() -> (UdpSocket, UdpSocket) {
     let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
     let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
     a.connect(b.local_addr().expect("addr")).expect("connect a");
@@ -317,6 +317,13 @@ pub fn pingpong(rounds: usize) -> (f64, f64) {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
     }
+    (a, b)
+}
+
+/// `rounds` round trips of a 64-byte datagram between two blocking sockets;
+/// (median, p99) in µs.
+pub fn pingpong(rounds: usize) -> (f64, f64) {
+    let (a, b) = blocking_pair();
     let ping = [1u8; 64];
     let mut buffer = [0u8; 128];
     let mut times = Vec::with_capacity(rounds);
@@ -346,12 +353,7 @@ pub struct Calls {
 /// two blocking sockets.
 pub fn calls(iterations: u64) -> Calls {
     let iterations = iterations.max(1);
-    let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
-    let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
-    a.connect(b.local_addr().expect("addr")).expect("connect a");
-    b.connect(a.local_addr().expect("addr")).expect("connect b");
-    b.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    let (a, b) = blocking_pair();
     let per_call = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         for _ in 0..iterations {
